@@ -1,0 +1,37 @@
+# Two commands matter on a fresh machine: `make demo` and `make test`.
+# Both create the virtual environment when it is missing and install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: demo test bench lint scan clean venv
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/alertprod demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m 'not bench' $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pytest tests/benchmarks -m bench -s -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check layers functions tests
+	$(BIN)/cfn-lint infra/template.yaml
+
+scan: $(STAMP)
+	$(BIN)/python -m pip install --quiet checkov
+	$(BIN)/checkov -f infra/template.yaml --framework cloudformation --quiet
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""Alert packets (Rubin schema), serialisation, publishing with claim-check, and the consumer client."""

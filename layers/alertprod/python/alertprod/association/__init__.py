@@ -1,0 +1,1 @@
+"""Association of DiaSources with SSObjects and DiaObjects: candidates, scores, one-to-one assignment."""

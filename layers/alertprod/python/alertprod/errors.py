@@ -1,0 +1,83 @@
+"""One exception hierarchy for the whole library.
+
+Every error raised on purpose by :mod:`alertprod` derives from :class:`AlertprodError`, so
+handlers can map library failures to responses in one place.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlertprodError",
+    "ConfigError",
+    "ContractError",
+    "ImageError",
+    "PsfError",
+    "CatalogError",
+    "OrbitError",
+    "StorageError",
+    "ConflictError",
+    "AlertSchemaError",
+    "FilterError",
+    "PrecoveryError",
+]
+
+
+class AlertprodError(Exception):
+    """Base class of every error raised on purpose by alertprod."""
+
+
+class ConfigError(AlertprodError):
+    """A configuration value or environment variable is missing or invalid."""
+
+
+class ContractError(AlertprodError):
+    """An upload breaks the upload contract (docs/formats.md).
+
+    Parameters
+    ----------
+    reason : str
+        Machine-readable reason code, e.g. ``"missing_column"`` or ``"not_fits"``.
+    detail : str
+        Human-readable explanation naming the offending key, column or value.
+    """
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class ImageError(AlertprodError):
+    """An image is unusable for the requested operation (shape, WCS, NaNs, ...)."""
+
+
+class PsfError(ImageError):
+    """A PSF model is invalid: not odd-sized, not normalised, not finite."""
+
+
+class CatalogError(AlertprodError):
+    """A table lacks required columns or holds invalid values."""
+
+
+class OrbitError(AlertprodError):
+    """An orbit record cannot be parsed or propagated."""
+
+
+class StorageError(AlertprodError):
+    """A storage backend (S3, DynamoDB, SQS, SNS) failed or returned something unexpected."""
+
+
+class ConflictError(StorageError):
+    """A conditional write lost a race; the caller should re-read and retry."""
+
+
+class AlertSchemaError(AlertprodError):
+    """An alert packet does not validate against the Rubin alert schema."""
+
+
+class FilterError(AlertprodError):
+    """A user filter expression is invalid or unsafe."""
+
+
+class PrecoveryError(AlertprodError):
+    """A precovery request is invalid or cannot be served."""

@@ -1,0 +1,1 @@
+"""Per-user alert filters (issue: alert distribution)."""

@@ -1,0 +1,207 @@
+"""Exposures: the multi-extension FITS images of the upload contract.
+
+An exposure file has a primary header with the visit metadata and four image extensions:
+``IMAGE`` (float32, nJy, with the celestial WCS), ``VARIANCE`` (float32, nJy²), ``MASK`` (int32,
+bits of :class:`~alertprod.formats.mask.MaskBit`) and ``PSF`` (odd-sized, sums to 1).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
+
+from alertprod.errors import ContractError
+
+__all__ = ["RUBIN_SITE", "Exposure", "ExposureInfo", "read_exposure", "read_exposure_info",
+           "write_exposure", "info_from_header", "info_to_header"]
+
+#: Rubin Observatory (Cerro Pachón): longitude (deg, east), latitude (deg), height (m).
+RUBIN_SITE = (-70.749417, -30.244639, 2663.0)
+
+_BANDS = ("u", "g", "r", "i", "z", "y")
+
+
+@dataclass(frozen=True)
+class ExposureInfo:
+    """Metadata of one visit on one detector.
+
+    Attributes
+    ----------
+    visit, detector : int
+        Visit and detector identifiers.
+    band : str
+        One of ``u g r i z y``.
+    mjd_mid_tai : float
+        TAI MJD of the exposure midpoint.
+    exptime_s : float
+        Exposure time in seconds.
+    obs_lon_deg, obs_lat_deg, obs_height_m : float
+        Geodetic location of the observatory (east longitude).
+    """
+
+    visit: int
+    detector: int
+    band: str
+    mjd_mid_tai: float
+    exptime_s: float
+    obs_lon_deg: float = RUBIN_SITE[0]
+    obs_lat_deg: float = RUBIN_SITE[1]
+    obs_height_m: float = RUBIN_SITE[2]
+
+
+@dataclass
+class Exposure:
+    """An image with its variance, mask, PSF, WCS and metadata.
+
+    Attributes
+    ----------
+    image : ndarray, shape (ny, nx), float32
+        Pixel values in nJy.
+    variance : ndarray, shape (ny, nx), float32
+        Per-pixel variance in nJy².
+    mask : ndarray, shape (ny, nx), int32
+        :class:`~alertprod.formats.mask.MaskBit` bits.
+    psf : ndarray, shape (k, k), k odd
+        PSF image sampled on the pixel grid, summing to 1, centred on pixel ``(k//2, k//2)``.
+    wcs : astropy.wcs.WCS
+        Celestial WCS of ``image`` (0-based pixel convention in astropy calls).
+    info : ExposureInfo
+        Visit metadata.
+    header : dict
+        Extra primary-header cards carried through unchanged.
+    """
+
+    image: np.ndarray
+    variance: np.ndarray
+    mask: np.ndarray
+    psf: np.ndarray
+    wcs: WCS
+    info: ExposureInfo
+    header: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(ny, nx)`` of the image."""
+        return self.image.shape  # type: ignore[return-value]
+
+
+def info_to_header(info: ExposureInfo, hdr: fits.Header | None = None) -> fits.Header:
+    """Write :class:`ExposureInfo` into FITS primary-header cards."""
+    hdr = fits.Header() if hdr is None else hdr
+    hdr["VISIT"] = (int(info.visit), "visit identifier")
+    hdr["DETECTOR"] = (int(info.detector), "detector identifier")
+    hdr["BAND"] = (info.band, "filter band")
+    hdr["MJD-MID"] = (float(info.mjd_mid_tai), "[d] TAI MJD of exposure midpoint")
+    hdr["TIMESYS"] = ("TAI", "time scale of MJD-MID")
+    hdr["EXPTIME"] = (float(info.exptime_s), "[s] exposure time")
+    hdr["OBSGEO-L"] = (float(info.obs_lon_deg), "[deg] observatory east longitude")
+    hdr["OBSGEO-B"] = (float(info.obs_lat_deg), "[deg] observatory latitude")
+    hdr["OBSGEO-H"] = (float(info.obs_height_m), "[m] observatory height")
+    return hdr
+
+
+def info_from_header(hdr: fits.Header, *, what: str = "file") -> ExposureInfo:
+    """Read :class:`ExposureInfo` from FITS primary-header cards.
+
+    Raises
+    ------
+    ContractError
+        ``missing_header`` or ``bad_header`` naming the keyword.
+    """
+    for key in ("VISIT", "DETECTOR", "BAND", "MJD-MID", "EXPTIME"):
+        if key not in hdr:
+            raise ContractError("missing_header", f"{what}: primary header lacks {key}")
+    try:
+        visit, detector = int(hdr["VISIT"]), int(hdr["DETECTOR"])
+        mjd, exptime = float(hdr["MJD-MID"]), float(hdr["EXPTIME"])
+        lon = float(hdr.get("OBSGEO-L", RUBIN_SITE[0]))
+        lat = float(hdr.get("OBSGEO-B", RUBIN_SITE[1]))
+        height = float(hdr.get("OBSGEO-H", RUBIN_SITE[2]))
+    except (TypeError, ValueError) as exc:
+        raise ContractError("bad_header", f"{what}: {exc}") from exc
+    band = str(hdr["BAND"]).strip()
+    if band not in _BANDS:
+        raise ContractError("bad_header", f"{what}: BAND {band!r} is not one of {_BANDS}")
+    if not (np.isfinite(mjd) and 40000.0 < mjd < 100000.0):
+        raise ContractError("bad_header", f"{what}: MJD-MID {mjd!r} is not a plausible TAI MJD")
+    if not (np.isfinite(exptime) and exptime > 0):
+        raise ContractError("bad_header", f"{what}: EXPTIME {exptime!r} must be positive")
+    if not (-180 <= lon <= 360 and -90 <= lat <= 90 and np.isfinite(height)):
+        raise ContractError("bad_header", f"{what}: OBSGEO-L/B/H out of range")
+    return ExposureInfo(visit, detector, band, mjd, exptime, lon, lat, height)
+
+
+def write_exposure(exp: Exposure) -> bytes:
+    """Serialise an exposure to multi-extension FITS bytes (docs/formats.md)."""
+    primary = fits.PrimaryHDU(header=info_to_header(exp.info))
+    for k, v in exp.header.items():
+        if k not in primary.header:
+            primary.header[k] = v
+    whdr = exp.wcs.to_header(relax=True)
+    hdus = [
+        primary,
+        fits.ImageHDU(np.asarray(exp.image, dtype=np.float32), header=whdr, name="IMAGE"),
+        fits.ImageHDU(np.asarray(exp.variance, dtype=np.float32), header=whdr, name="VARIANCE"),
+        fits.ImageHDU(np.asarray(exp.mask, dtype=np.int32), header=whdr, name="MASK"),
+        fits.ImageHDU(np.asarray(exp.psf, dtype=np.float32), name="PSF"),
+    ]
+    buf = io.BytesIO()
+    fits.HDUList(hdus).writeto(buf)
+    return buf.getvalue()
+
+
+def _open(data: bytes, what: str) -> fits.HDUList:
+    try:
+        return fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
+    except Exception as exc:  # astropy raises OSError/ValueError/TypeError variously
+        raise ContractError("not_fits", f"{what} is not a readable FITS file: {exc}") from exc
+
+
+def read_exposure_info(data: bytes, *, what: str = "image") -> ExposureInfo:
+    """Read only the primary-header metadata of exposure FITS bytes."""
+    with _open(data, what) as hdul:
+        return info_from_header(hdul[0].header, what=what)
+
+
+def read_exposure(data: bytes, *, what: str = "image") -> Exposure:
+    """Parse exposure FITS bytes into an :class:`Exposure`.
+
+    Raises
+    ------
+    ContractError
+        ``not_fits``, ``missing_extension``, ``bad_image``, ``bad_psf``, ``missing_header``,
+        ``bad_header`` or ``bad_wcs`` with a message naming what is wrong.
+    """
+    with _open(data, what) as hdul:
+        info = info_from_header(hdul[0].header, what=what)
+        names = {h.name for h in hdul}
+        for ext in ("IMAGE", "VARIANCE", "MASK", "PSF"):
+            if ext not in names:
+                raise ContractError("missing_extension", f"{what}: no {ext} extension")
+        image = np.asarray(hdul["IMAGE"].data, dtype=np.float32)
+        variance = np.asarray(hdul["VARIANCE"].data, dtype=np.float32)
+        mask = np.asarray(hdul["MASK"].data, dtype=np.int32)
+        psf = np.asarray(hdul["PSF"].data, dtype=np.float64)
+        if image.ndim != 2 or variance.shape != image.shape or mask.shape != image.shape:
+            raise ContractError("bad_image", f"{what}: IMAGE/VARIANCE/MASK shapes differ or are not 2-D")
+        if psf.ndim != 2 or psf.shape[0] != psf.shape[1] or psf.shape[0] % 2 == 0:
+            raise ContractError("bad_psf", f"{what}: PSF shape {psf.shape} is not square and odd")
+        if not np.all(np.isfinite(psf)) or abs(psf.sum() - 1.0) > 1e-3:
+            raise ContractError("bad_psf", f"{what}: PSF sums to {psf.sum():.6g}, not 1")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            try:
+                wcs = WCS(hdul["IMAGE"].header)
+            except Exception as exc:
+                raise ContractError("bad_wcs", f"{what}: {exc}") from exc
+        if not wcs.has_celestial:
+            raise ContractError("bad_wcs", f"{what}: IMAGE header has no celestial WCS")
+        extra = {k: v for k, v in hdul[0].header.items()
+                 if k not in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "COMMENT", "HISTORY", "")}
+    return Exposure(image, variance, mask, psf, wcs.celestial, info, extra)

@@ -1,0 +1,1 @@
+"""Image-level science: PSF models, image subtraction (ZOGY), detection and measurement, cutouts."""

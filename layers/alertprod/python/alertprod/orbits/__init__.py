@@ -1,0 +1,1 @@
+"""Solar-system orbits: MPCORB.DAT I/O, Keplerian propagation, topocentric ephemerides."""

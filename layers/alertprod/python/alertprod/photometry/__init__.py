@@ -1,0 +1,1 @@
+"""Forced PSF photometry at given positions, vectorised over many positions."""

@@ -1,0 +1,1 @@
+"""The per-CCD nightly processing: from an upload to alerts, exactly once."""

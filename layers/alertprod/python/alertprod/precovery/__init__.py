@@ -1,0 +1,1 @@
+"""Daytime precovery on the difference-image cache, and the cache index."""

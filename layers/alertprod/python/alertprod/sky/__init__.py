@@ -1,0 +1,1 @@
+"""The survey simulator: focal plane, sky, visits, rendering, and the truth."""

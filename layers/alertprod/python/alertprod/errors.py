@@ -19,6 +19,7 @@ __all__ = [
     "AlertSchemaError",
     "FilterError",
     "PrecoveryError",
+    "NotFoundError",
 ]
 
 
@@ -81,3 +82,7 @@ class FilterError(AlertprodError):
 
 class PrecoveryError(AlertprodError):
     """A precovery request is invalid or cannot be served."""
+
+
+class NotFoundError(StorageError):
+    """A requested object, item or message does not exist."""

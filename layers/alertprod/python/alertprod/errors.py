@@ -20,6 +20,7 @@ __all__ = [
     "FilterError",
     "PrecoveryError",
     "NotFoundError",
+    "EventError",
 ]
 
 
@@ -86,3 +87,7 @@ class PrecoveryError(AlertprodError):
 
 class NotFoundError(StorageError):
     """A requested object, item or message does not exist."""
+
+
+class EventError(AlertprodError):
+    """A function received an event it cannot interpret (not an S3 notification, bad shape)."""

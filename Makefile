@@ -29,9 +29,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check layers functions tests
 	$(BIN)/cfn-lint infra/template.yaml
 
-scan: $(STAMP)
-	$(BIN)/python -m pip install --quiet checkov
-	$(BIN)/checkov -f infra/template.yaml --framework cloudformation --quiet
+# checkov pins its own boto3: it gets a virtual environment of its own.
+scan:
+	test -d .venv-scan || $(PYTHON) -m venv .venv-scan
+	.venv-scan/bin/python -m pip install --quiet checkov
+	.venv-scan/bin/checkov -f infra/template.yaml --framework cloudformation --quiet
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-scan build *.egg-info .pytest_cache

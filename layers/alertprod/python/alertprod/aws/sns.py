@@ -1,0 +1,159 @@
+"""SNS adapter: publish alerts (or any message) with attributes for subscriber-side filtering."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from alertprod.errors import StorageError
+
+__all__ = ["SnsTopic", "MAX_SNS_BYTES", "MAX_SNS_BATCH", "message_attributes"]
+
+#: SNS limit on one message (body plus attributes), and on a whole PublishBatch request.
+MAX_SNS_BYTES = 262_144
+#: SNS limit on entries per PublishBatch request.
+MAX_SNS_BATCH = 10
+
+AttributeValue = str | int | float | Sequence[str]
+
+
+def message_attributes(attributes: Mapping[str, AttributeValue] | None) -> dict[str, dict]:
+    """SNS/SQS ``MessageAttributes`` from plain values.
+
+    ``str`` -> ``String``; ``int``/``float`` -> ``Number`` (bools as the strings ``"true"`` /
+    ``"false"``, since SNS has no boolean type); a sequence of strings -> ``String.Array``.
+
+    Raises
+    ------
+    StorageError
+        When a value has another type, or more than 10 attributes are given (AWS limit).
+    """
+    out: dict[str, dict] = {}
+    items = dict(attributes or {})
+    if len(items) > 10:
+        raise StorageError(f"attributes: {len(items)} given, AWS allows 10 per message")
+    for name, value in items.items():
+        if isinstance(value, bool):
+            out[name] = {"DataType": "String", "StringValue": "true" if value else "false"}
+        elif isinstance(value, str):
+            out[name] = {"DataType": "String", "StringValue": value}
+        elif isinstance(value, int | float):
+            out[name] = {"DataType": "Number", "StringValue": repr(value)}
+        elif isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+            out[name] = {"DataType": "String.Array", "StringValue": json.dumps(list(value))}
+        else:
+            raise StorageError(f"attributes[{name!r}]: unsupported type {type(value).__name__}")
+    return out
+
+
+def _size(message: str, attrs: Mapping[str, dict]) -> int:
+    size = len(message.encode("utf-8"))
+    for name, value in attrs.items():
+        size += len(name.encode()) + len(value["DataType"]) + len(value["StringValue"].encode())
+    return size
+
+
+class SnsTopic:
+    """One SNS topic.
+
+    Parameters
+    ----------
+    client : botocore.client.SNS
+        An SNS client.
+    topic_arn : str
+        The topic's ARN.
+
+    Notes
+    -----
+    Messages over 256 KB are refused here, before AWS refuses them: publish a claim-check (an
+    S3 key) instead. Batches are split into requests of at most 10 entries and 256 KB.
+    """
+
+    def __init__(self, client: Any, topic_arn: str) -> None:
+        if not topic_arn or not str(topic_arn).startswith("arn:"):
+            raise StorageError(f"topic_arn must be an SNS topic ARN, got {topic_arn!r}")
+        self.client = client
+        self.topic_arn = topic_arn
+
+    def __repr__(self) -> str:
+        return f"SnsTopic(topic_arn={self.topic_arn!r})"
+
+    def publish(
+        self, message: str, attributes: Mapping[str, AttributeValue] | None = None
+    ) -> str:
+        """Publish one message; returns its SNS MessageId.
+
+        Raises
+        ------
+        StorageError
+            When the message exceeds 256 KB or SNS refuses it.
+        """
+        if not isinstance(message, str):
+            raise StorageError(f"message must be str, got {type(message).__name__}")
+        attrs = message_attributes(attributes)
+        if (size := _size(message, attrs)) > MAX_SNS_BYTES:
+            raise StorageError(f"message: {size} bytes exceed SNS's {MAX_SNS_BYTES}; use a claim-check")
+        kwargs: dict[str, Any] = {"TopicArn": self.topic_arn, "Message": message}
+        if attrs:
+            kwargs["MessageAttributes"] = attrs
+        try:
+            return str(self.client.publish(**kwargs)["MessageId"])
+        except ClientError as exc:
+            raise StorageError(f"cannot publish to {self.topic_arn}: {exc}") from exc
+
+    def publish_batch(
+        self, entries: Iterable[tuple[str, Mapping[str, AttributeValue] | None]]
+    ) -> list[str]:
+        """Publish ``(message, attributes)`` pairs in as few PublishBatch calls as AWS allows.
+
+        Returns
+        -------
+        list of str
+            The SNS MessageId of each entry, in input order.
+
+        Raises
+        ------
+        StorageError
+            When an entry is too large, or SNS fails any entry (the error lists them).
+        """
+        prepared = []
+        for i, (message, attributes) in enumerate(entries):
+            attrs = message_attributes(attributes)
+            size = _size(message, attrs)
+            if size > MAX_SNS_BYTES:
+                raise StorageError(f"entries[{i}]: {size} bytes exceed SNS's {MAX_SNS_BYTES}")
+            entry: dict[str, Any] = {"Id": str(i), "Message": message}
+            if attrs:
+                entry["MessageAttributes"] = attrs
+            prepared.append((entry, size))
+        ids: list[str] = [""] * len(prepared)
+        for chunk in _chunks(prepared, MAX_SNS_BATCH, MAX_SNS_BYTES):
+            try:
+                r = self.client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=chunk)
+            except ClientError as exc:
+                raise StorageError(f"cannot publish to {self.topic_arn}: {exc}") from exc
+            if r.get("Failed"):
+                failed = ", ".join(f"{f['Id']}: {f.get('Code')}" for f in r["Failed"])
+                raise StorageError(f"SNS refused entries {failed}")
+            for ok in r.get("Successful", []):
+                ids[int(ok["Id"])] = ok["MessageId"]
+        return ids
+
+
+def _chunks(
+    prepared: Sequence[tuple[dict, int]], max_entries: int, max_bytes: int
+) -> Iterable[list[dict]]:
+    """Split entries into batches of at most ``max_entries`` entries and ``max_bytes`` bytes."""
+    chunk: list[dict] = []
+    total = 0
+    for entry, size in prepared:
+        if chunk and (len(chunk) == max_entries or total + size > max_bytes):
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(entry)
+        total += size
+    if chunk:
+        yield chunk

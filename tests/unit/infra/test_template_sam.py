@@ -1,0 +1,102 @@
+"""The SAM template transforms offline into the CloudFormation resources the system needs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from samtranslator.translator.transform import transform
+
+from alertprod.local.template import load_template
+
+pytestmark = pytest.mark.unit
+
+TEMPLATE = Path(__file__).parents[3] / "infra" / "template.yaml"
+
+
+class StubManagedPolicyLoader:
+    """Stands in for the IAM lookup of AWS managed policy ARNs (an external service)."""
+
+    def load(self) -> dict[str, str]:
+        names = ["AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess", "AWSLambdaSQSQueueExecutionRole",
+                 "AWSXRayDaemonWriteAccess", "AWSLambdaRole"]
+        return {n: f"arn:aws:iam::aws:policy/service-role/{n}" for n in names}
+
+
+@pytest.fixture(scope="module")
+def cfn() -> dict:
+    template = copy.deepcopy(load_template(TEMPLATE))
+    # `sam package` replaces local CodeUri/ContentUri folders by S3 locations before the transform.
+    for logical_id, spec in template["Resources"].items():
+        props = spec.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if key in props:
+                props[key] = f"s3://artifacts/{logical_id}.zip"
+    with pytest.MonkeyPatch.context() as mp:  # the translator asks boto3 for a region
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        return transform(template, {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"},
+                         StubManagedPolicyLoader())
+
+
+def _of_type(cfn: dict, rtype: str) -> dict[str, dict]:
+    return {k: v for k, v in cfn["Resources"].items() if v["Type"] == rtype}
+
+
+def test_transform_leaves_only_cloudformation_resources(cfn):
+    types = {spec["Type"] for spec in cfn["Resources"].values()}
+    assert not any(t.startswith("AWS::Serverless::") for t in types)
+    assert {"AWS::Lambda::Function", "AWS::IAM::Role", "AWS::Lambda::EventSourceMapping",
+            "AWS::Events::Rule", "AWS::Lambda::Permission", "AWS::Lambda::LayerVersion"} <= types
+
+
+def test_functions_run_python_on_arm64_with_the_layer_and_tracing(cfn):
+    functions = _of_type(cfn, "AWS::Lambda::Function")
+    assert set(functions) == {"IngestFunction", "PrecoveryPlannerFunction", "PrecoveryWorkerFunction"}
+    layer_id = next(iter(_of_type(cfn, "AWS::Lambda::LayerVersion")))
+    for spec in functions.values():
+        p = spec["Properties"]
+        assert p["Runtime"] == "python3.11" and p["Architectures"] == ["arm64"]
+        assert p["Handler"] == "app.lambda_handler" and p["TracingConfig"] == {"Mode": "Active"}
+        assert p["Layers"] == [{"Ref": layer_id}]
+        assert set(p["Environment"]["Variables"]) >= {"UPLOAD_BUCKET", "IMAGE_BUCKET", "ALERT_BUCKET",
+                                                       "LEVEL1_TABLE", "POWERTOOLS_SERVICE_NAME"}
+
+
+def test_sqs_sources_report_partial_batch_failures(cfn):
+    mappings = _of_type(cfn, "AWS::Lambda::EventSourceMapping")
+    assert set(mappings) == {"IngestFunctionUpload", "PrecoveryWorkerFunctionWorkUnit"}
+    for spec in mappings.values():
+        p = spec["Properties"]
+        assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mappings["IngestFunctionUpload"]["Properties"]["EventSourceArn"] == {
+        "Fn::GetAtt": ["UploadQueue", "Arn"]}
+
+
+def test_planner_runs_daily_at_midday_in_chile(cfn):
+    (rule,) = _of_type(cfn, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "cron(0 15 * * ? *)"
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["PrecoveryPlannerFunction", "Arn"]}
+
+
+def test_function_roles_scope_data_access_to_named_resources(cfn):
+    for role_id, role in _of_type(cfn, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if any(a.split(":")[0] in ("s3", "dynamodb", "sns", "sqs") for a in actions):
+                    assert statement["Resource"] != "*", (role_id, actions)
+    ingest = json.dumps(cfn["Resources"]["IngestFunctionRole"])
+    worker = json.dumps(cfn["Resources"]["PrecoveryWorkerFunctionRole"])
+    assert '"AlertTopic"' in ingest and '"AlertTopic"' not in worker
+    assert "sqs:SendMessage" in json.dumps(cfn["Resources"]["PrecoveryPlannerFunctionRole"])
+    assert "sqs:SendMessage" not in worker
+
+
+def test_upload_queue_outlives_six_ingest_timeouts_and_redrives_after_three(cfn):
+    queue = cfn["Resources"]["UploadQueue"]["Properties"]
+    timeout = cfn["Resources"]["IngestFunction"]["Properties"]["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["UploadDLQ", "Arn"]},
+                                      "maxReceiveCount": 3}

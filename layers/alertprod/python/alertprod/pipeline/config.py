@@ -1,0 +1,46 @@
+"""Configuration of the nightly pipeline (typed, units in the field names)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["PipelineConfig"]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Tuning of the per-CCD processing.
+
+    Attributes
+    ----------
+    max_dist_arcsec : float
+        Association radius for DiaObjects and SSObjects (LSE-163: 1″).
+    footprint_margin_arcsec : float
+        Padding of the CCD footprint when loading DiaObjects and leasing sky cells, so that
+        a source near the edge sees the objects just across it.
+    history_months : int
+        Months of DiaSource / DiaForcedSource history read back for summaries and alerts.
+    lease_ttl_s : float
+        Lifetime of a sky-cell lease; a crashed holder's lease expires after it.
+    lease_wait_s : float
+        How long to wait for cells held by a neighbouring CCD before failing (and retrying).
+    cutout_size_pix : int or None
+        Cutout side; None sizes it from the PSF and trail length.
+    include_science_cutout : bool
+        Add ``cutoutScience`` (the seed says alerts carry none by default).
+    publish_batch_size : int
+        Alerts published between two ledger progress marks (at most that many may be
+        re-sent after a crash; consumers deduplicate on ``alert_id``).
+    sso_margin_arcsec : float
+        Padding of the footprint when selecting predicted asteroid positions.
+    """
+
+    max_dist_arcsec: float = 1.0
+    footprint_margin_arcsec: float = 20.0
+    history_months: int = 12
+    lease_ttl_s: float = 120.0
+    lease_wait_s: float = 120.0
+    cutout_size_pix: int | None = None
+    include_science_cutout: bool = False
+    publish_batch_size: int = 10
+    sso_margin_arcsec: float = 60.0

@@ -1,0 +1,211 @@
+"""Daytime precovery (seed step 14): forced photometry of each night's new DiaObjects on the
+cached difference images of the previous 30 days.
+
+Flow (docs/precovery.md):
+
+1. :func:`plan_precovery` (daily schedule) finds the night's new DiaObjects, asks the image-cache
+   index which cached exposures covered each of them before it was discovered, groups the
+   objects by exposure and returns one :class:`PrecoveryUnit` per exposure (sent through the
+   precovery queue so that many function instances share the work);
+2. :func:`run_unit` measures all objects of a unit at once on the cached difference (and science)
+   image and stores DiaForcedSource rows flagged as precovery (deterministic ids: a rerun
+   rewrites the same rows); it counts itself done in the run record;
+3. the unit that completes the run triggers :func:`finalize_objects` (fan-in), which gives each
+   object one new DiaObject version whose forced-flux summaries include the precovery points.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.table import Table
+
+from alertprod.apdb.interface import PREV_VALIDITY_COLUMN, CcdWrites
+from alertprod.apdb.leases import cells_for_footprint
+from alertprod.errors import NotFoundError, PrecoveryError
+from alertprod.formats import image_key, read_exposure
+from alertprod.ids import forced_source_ids
+from alertprod.photometry.forced import forced_photometry_exposure
+from alertprod.precovery.units import PrecoveryUnit
+from alertprod.summary import summarize_objects
+
+__all__ = ["PrecoveryPlan", "UnitResult", "plan_precovery", "run_unit", "finalize_objects",
+           "CACHE_DAYS", "MAX_OBJECTS_PER_UNIT"]
+
+#: Days of difference images the cache holds (template parameter ``ImageCacheDays``).
+CACHE_DAYS = 30.0
+#: Objects per unit message at most (keeps a message far below SQS's 256 KB).
+MAX_OBJECTS_PER_UNIT = 1000
+
+
+@dataclass
+class PrecoveryPlan:
+    """Work of one day's precovery run."""
+
+    run_id: str
+    night_start_mjd_tai: float
+    night_end_mjd_tai: float
+    new_objects: int
+    units: list[PrecoveryUnit] = field(default_factory=list)
+
+    @property
+    def measurements(self) -> int:
+        """Forced measurements the units will make."""
+        return sum(len(u.dia_object_ids) for u in self.units)
+
+
+@dataclass
+class UnitResult:
+    """What one unit did."""
+
+    visit: int
+    detector: int
+    measured: int
+    skipped_expired: bool = False
+    run_complete: bool = False
+
+
+def plan_precovery(apdb, *, now_mjd_tai: float, night_days: float = 1.0,
+                   cache_days: float = CACHE_DAYS) -> PrecoveryPlan:
+    """Plan the precovery of the DiaObjects created in the ``night_days`` before ``now_mjd_tai``.
+
+    Each object is measured on every cached exposure that covers it, taken within
+    ``cache_days`` before ``now_mjd_tai`` and before the object's first detection (later
+    exposures already got nightly forced photometry).
+    """
+    start, end = now_mjd_tai - night_days, now_mjd_tai
+    new = apdb.new_dia_objects(start, end)
+    groups: dict[tuple[int, int], dict] = defaultdict(lambda: {"ids": [], "ra": [], "dec": []})
+    meta: dict[tuple[int, int], tuple[str, float]] = {}
+    for row in new:
+        oid, ra, dec = int(row["diaObjectId"]), float(row["ra"]), float(row["dec"])
+        first = float(row["validityStartMjdTai"])
+        found = apdb.find_exposures(ra, dec, now_mjd_tai - cache_days, first)
+        for e in found:
+            if float(e["mjdTai"] if "mjdTai" in e.colnames else e["mjd"]) >= first - 1e-9:
+                continue
+            key = (int(e["visit"]), int(e["detector"]))
+            g = groups[key]
+            g["ids"].append(oid)
+            g["ra"].append(ra)
+            g["dec"].append(dec)
+            meta[key] = (str(e["band"]), float(e["mjdTai"] if "mjdTai" in e.colnames else e["mjd"]))
+    units = []
+    for key in sorted(groups):
+        g = groups[key]
+        band, mjd = meta[key]
+        for s in range(0, len(g["ids"]), MAX_OBJECTS_PER_UNIT):
+            units.append(PrecoveryUnit(key[0], key[1], band, mjd, tuple(g["ids"][s:s + MAX_OBJECTS_PER_UNIT]),
+                                       tuple(g["ra"][s:s + MAX_OBJECTS_PER_UNIT]),
+                                       tuple(g["dec"][s:s + MAX_OBJECTS_PER_UNIT]), start))
+    return PrecoveryPlan(run_id=f"{start:.5f}", night_start_mjd_tai=start, night_end_mjd_tai=end,
+                         new_objects=len(new), units=units)
+
+
+def run_unit(unit: PrecoveryUnit, *, apdb, images, processed_mjd_tai: float) -> UnitResult:
+    """Measure one unit and store its DiaForcedSource rows (flagged ``isPrecovery``).
+
+    Parameters
+    ----------
+    unit : PrecoveryUnit
+    apdb : Apdb
+        The Level 1 database.
+    images : BlobStore
+        The image cache.
+    processed_mjd_tai : float
+        ``timeProcessedMjdTai`` of the rows.
+
+    Notes
+    -----
+    An exposure that expired from the cache between planning and measuring is skipped
+    (``skipped_expired``); the precovery service re-creates expired difference images.
+    """
+    try:
+        diff = read_exposure(images.get(image_key(unit.visit, unit.detector, "difference")),
+                             what="difference")
+    except NotFoundError:
+        return UnitResult(unit.visit, unit.detector, 0, skipped_expired=True)
+    try:
+        sci = read_exposure(images.get(image_key(unit.visit, unit.detector, "science")), what="science")
+    except NotFoundError:
+        sci = None
+    rows = precovery_rows(unit, diff, sci, processed_mjd_tai=processed_mjd_tai)
+    apdb.store_ccd(CcdWrites(visit=unit.visit, detector=unit.detector, visit_time_mjd_tai=unit.mjd_tai,
+                             dia_sources=Table(), dia_forced_sources=rows, dia_objects=Table()),
+                   lease=None)
+    return UnitResult(unit.visit, unit.detector, len(rows))
+
+
+def precovery_rows(unit: PrecoveryUnit, difference, science, *, processed_mjd_tai: float) -> Table:
+    """DiaForcedSource rows of one unit (vectorised forced photometry over all its objects)."""
+    ra = np.asarray(unit.ra_deg, float)
+    dec = np.asarray(unit.dec_deg, float)
+    ids = np.asarray(unit.dia_object_ids, np.int64)
+    if ids.size == 0:
+        raise PrecoveryError("unit has no objects")
+    d = forced_photometry_exposure(difference, ra, dec)
+    ok = np.isfinite(d.flux)
+    if science is not None:
+        s = forced_photometry_exposure(science, ra, dec)
+        sflux, serr = s.flux, s.flux_err
+    else:
+        sflux = serr = np.full(ids.size, np.nan)
+    n = int(ok.sum())
+    return Table({
+        "diaForcedSourceId": forced_source_ids(ids[ok], unit.visit, unit.detector),
+        "diaObjectId": ids[ok], "ra": ra[ok], "dec": dec[ok],
+        "visit": np.full(n, unit.visit, np.int64), "detector": np.full(n, unit.detector, np.int16),
+        "psfFlux": d.flux[ok].astype(float), "psfFluxErr": d.flux_err[ok].astype(float),
+        "midpointMjdTai": np.full(n, unit.mjd_tai),
+        "scienceFlux": np.asarray(sflux)[ok].astype(float), "scienceFluxErr": np.asarray(serr)[ok].astype(float),
+        "band": np.full(n, unit.band, dtype="U1"),
+        "timeProcessedMjdTai": np.full(n, processed_mjd_tai),
+        "isPrecovery": np.ones(n, dtype=bool),
+    })
+
+
+def finalize_objects(apdb, object_ids, *, validity_start_mjd_tai: float, history_months: int = 12,
+                     lease_ttl_s: float = 120.0) -> int:
+    """New DiaObject versions whose forced-flux summaries include the precovery measurements.
+
+    ``validity_start_mjd_tai`` is the run's time, so a repeated finalisation finds the version
+    already there and adds nothing. Returns the number of objects refreshed.
+    """
+    ids = np.unique(np.asarray(list(object_ids), np.int64))
+    if ids.size == 0:
+        return 0
+    current = apdb.get_dia_objects_by_id(ids)
+    if len(current) == 0:
+        return 0
+    corners = np.column_stack([np.asarray(current["ra"], float), np.asarray(current["dec"], float)])
+    cells = sorted({c for r in corners for c in cells_for_footprint(
+        np.array([r, r, r]), margin_arcsec=1.0)})
+    lease = apdb.leases.acquire(cells, f"precovery:{validity_start_mjd_tai:.5f}", ttl_s=lease_ttl_s,
+                                wait_s=lease_ttl_s)
+    try:
+        current = apdb.get_dia_objects_by_id(ids)
+        fresh = current[np.asarray(current["validityStartMjdTai"], float) < validity_start_mjd_tai]
+        if len(fresh) == 0:
+            return 0
+        fid = np.asarray(fresh["diaObjectId"], np.int64)
+        hist = apdb.get_dia_sources(fid, validity_start_mjd_tai, months=history_months)
+        forced = apdb.get_dia_forced_sources(fid, validity_start_mjd_tai, months=history_months)
+        if len(hist) == 0:
+            return 0
+        versions = summarize_objects(hist, forced_sources=forced if len(forced) else None, extended=False)
+        prev = {int(i): k for k, i in enumerate(fid)}
+        vid = np.asarray(versions["diaObjectId"], np.int64)
+        k = np.array([prev[int(i)] for i in vid])
+        versions["nDiaSources"] = np.asarray(fresh["nDiaSources"], np.int64)[k]
+        versions["firstDiaSourceMjdTai"] = np.asarray(fresh["firstDiaSourceMjdTai"], float)[k]
+        versions["validityStartMjdTai"] = np.full(len(vid), validity_start_mjd_tai)
+        versions["validityEndMjdTai"] = np.full(len(vid), np.nan)
+        versions[PREV_VALIDITY_COLUMN] = np.asarray(fresh["validityStartMjdTai"], float)[k]
+        apdb.store_ccd(CcdWrites(visit=0, detector=0, visit_time_mjd_tai=validity_start_mjd_tai,
+                                 dia_sources=Table(), dia_forced_sources=Table(), dia_objects=versions),
+                       lease=lease)
+        return len(vid)
+    finally:
+        apdb.leases.release(lease)

@@ -1,0 +1,58 @@
+"""Run records of daily precovery: how many units a run has, which are done (fan-in).
+
+One item per run (``pk = PRECOVERY#<run id>``, ``sk = RUN``) in the Level 1 table. Units add
+their own key to a string set (idempotent: a redelivered unit adds nothing); the first caller
+that sees the set complete wins a conditional flag and triggers the finalisation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["start_run", "complete_unit", "run_objects", "unit_key"]
+
+
+def _key(run_id: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"PRECOVERY#{run_id}"}, "sk": {"S": "RUN"}}
+
+
+def unit_key(visit: int, detector: int, part: int = 0) -> str:
+    """Identifier of a unit within its run."""
+    return f"{int(visit)}:{int(detector)}:{int(part)}"
+
+
+def start_run(client: Any, table: str, run_id: str, *, n_units: int, object_ids: np.ndarray,
+              validity_start_mjd_tai: float) -> None:
+    """Record a run's size and objects (rewriting it on a rerun keeps the done-set)."""
+    ids = np.unique(np.asarray(object_ids, np.int64))
+    client.update_item(
+        TableName=table, Key=_key(run_id),
+        UpdateExpression="SET expected = :n, objects = :o, validityStart = :v",
+        ExpressionAttributeValues={":n": {"N": str(int(n_units))}, ":o": {"B": ids.tobytes()},
+                                   ":v": {"N": repr(float(validity_start_mjd_tai))}})
+
+
+def complete_unit(client: Any, table: str, run_id: str, key: str) -> bool:
+    """Mark one unit done; True for exactly one caller once every unit of the run is done."""
+    item = client.update_item(
+        TableName=table, Key=_key(run_id), UpdateExpression="ADD done :k",
+        ExpressionAttributeValues={":k": {"SS": [key]}}, ReturnValues="ALL_NEW")["Attributes"]
+    if len(item.get("done", {}).get("SS", [])) < int(item.get("expected", {"N": "0"})["N"]):
+        return False
+    try:
+        client.update_item(TableName=table, Key=_key(run_id), UpdateExpression="SET finalized = :t",
+                           ConditionExpression="attribute_not_exists(finalized)",
+                           ExpressionAttributeValues={":t": {"BOOL": True}})
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def run_objects(client: Any, table: str, run_id: str) -> tuple[np.ndarray, float]:
+    """Objects and validity start of a run."""
+    item = client.get_item(TableName=table, Key=_key(run_id), ConsistentRead=True).get("Item")
+    if not item:
+        return np.zeros(0, np.int64), float("nan")
+    return np.frombuffer(item["objects"]["B"], dtype=np.int64), float(item["validityStart"]["N"])

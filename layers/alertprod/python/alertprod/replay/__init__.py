@@ -1,0 +1,1 @@
+"""Replay of a survey directory through the embedded stack, and the export of what it produced."""

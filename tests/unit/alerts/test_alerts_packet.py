@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from astropy.table import MaskedColumn, Table
+
 from alertprod.alerts import SCHEMA_ID, SCHEMA_VERSION, build_alert, validate_alert
 from alertprod.alerts.examples import example_alert, example_row
 from alertprod.alerts.packet import AlertFieldError
 from alertprod.alerts.schema import record_spec
 from alertprod.errors import AlertSchemaError
-from astropy.table import MaskedColumn, Table
 
 pytestmark = pytest.mark.unit
 

@@ -5,6 +5,9 @@ plain ``dict`` that fastavro serialises with the Rubin schema; :func:`validate_a
 dict strictly and names the offending field path (``prvDiaSources[3].psfFlux``). Both walk the
 field tables of :mod:`alertprod.alerts.schema`.
 
+:func:`build_alerts` does the same for all DiaSources of a CCD at once, converting each input
+table column by column once instead of row by row (see :mod:`alertprod.alerts.convert`).
+
 Notes
 -----
 fastavro's own ``validate`` reports a failing record but not which nested field failed, and does
@@ -19,135 +22,21 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from astropy.table import Table
 
-from alertprod.alerts.schema import SCHEMA_VERSION, FieldSpec, record_spec
+from alertprod.alerts.convert import (
+    _FLOAT32_MAX,
+    _INT_RANGE,
+    FIELD_ALIASES,
+    AlertFieldError,
+    row_record,
+    table_records,
+)
+from alertprod.alerts.schema import record_spec
 from alertprod.errors import AlertSchemaError
 
-__all__ = ["AlertFieldError", "FIELD_ALIASES", "build_alert", "validate_alert", "to_record"]
-
-#: Older or alternative Level 1 column names and the alert-schema field each maps to, per record.
-#: A row's canonical name wins when both are present.
-FIELD_ALIASES: dict[str, dict[str, str]] = {
-    "diaSource": {
-        "midPointTai": "midpointMjdTai", "midpointTai": "midpointMjdTai", "mjd": "midpointMjdTai",
-        "timeProcessed": "timeProcessedMjdTai", "timeWithdrawn": "timeWithdrawnMjdTai",
-        "filterName": "band", "psFlux": "psfFlux", "psFluxErr": "psfFluxErr",
-        "totFlux": "scienceFlux", "totFluxErr": "scienceFluxErr",
-    },
-    "diaForcedSource": {
-        "midPointTai": "midpointMjdTai", "midpointTai": "midpointMjdTai", "mjd": "midpointMjdTai",
-        "timeProcessed": "timeProcessedMjdTai", "timeWithdrawn": "timeWithdrawnMjdTai",
-        "filterName": "band", "psFlux": "psfFlux", "psFluxErr": "psfFluxErr",
-        "totFlux": "scienceFlux", "totFluxErr": "scienceFluxErr",
-    },
-    "diaObject": {
-        "validityStart": "validityStartMjdTai", "nDiaSource": "nDiaSources",
-        "firstDiaSourceMJD": "firstDiaSourceMjdTai", "lastDiaSourceMJD": "lastDiaSourceMjdTai",
-    },
-    "ssSource": {},
-    "mpc_orbits": {},
-}
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-_INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
-
-
-class AlertFieldError(AlertSchemaError):
-    """A field of an alert packet is missing or holds a value its schema type cannot take.
-
-    Attributes
-    ----------
-    path : str
-        Where in the packet, e.g. ``"diaSource.ra"`` or ``"prvDiaSources[3].psfFlux"``.
-    """
-
-    def __init__(self, path: str, problem: str):
-        super().__init__(f"alert schema {SCHEMA_VERSION}: field {path}: {problem}")
-        self.path = path
-
-
-def _zero_when_missing(spec: FieldSpec) -> bool:
-    """Non-null counters of the schema that a row may omit: they default to 0 data points."""
-    return spec.kind == "int" and not spec.nullable and (
-        spec.name.endswith("Ndata") or spec.name in ("nDiaSources", "bboxSize", "nObs")
-    )
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or value is np.ma.masked
-
-
-def _coerce(value: Any, spec: FieldSpec, path: str, nan_as_null: bool) -> Any:
-    """One scalar value converted to the Python type fastavro writes for ``spec``."""
-    kind = spec.kind
-    try:
-        if kind in ("float", "double"):
-            if isinstance(value, (str, bytes)):
-                raise TypeError("a string is not a number")
-            x = float(value)
-            if math.isnan(x):
-                return None if (spec.nullable and nan_as_null) else x
-            if kind == "float" and math.isfinite(x) and abs(x) > _FLOAT32_MAX:
-                raise AlertFieldError(path, f"{x!r} overflows a 32-bit float")
-            return x
-        if kind in ("long", "int"):
-            if isinstance(value, (float, np.floating)):
-                if math.isnan(value):
-                    if spec.nullable:
-                        return None
-                    raise AlertFieldError(path, "NaN in a non-null integer field")
-                if not float(value).is_integer():
-                    raise AlertFieldError(path, f"{value!r} is not an integer")
-            if isinstance(value, (str, bytes)):
-                raise TypeError("a string is not an integer")
-            i = int(value)
-            lo, hi = _INT_RANGE[kind]
-            if not lo <= i <= hi:
-                raise AlertFieldError(path, f"{i} is out of range for Avro {kind}")
-            return i
-        if kind == "boolean":
-            if isinstance(value, (bool, np.bool_)):
-                return bool(value)
-            if isinstance(value, (int, np.integer)) and int(value) in (0, 1):
-                return bool(value)
-            raise TypeError(f"{value!r} is not a boolean")
-        if kind == "string":
-            if isinstance(value, (bytes, np.bytes_)):
-                return bytes(value).decode()
-            if isinstance(value, str):
-                return str(value)
-            raise TypeError(f"{type(value).__name__} is not a string")
-        if kind == "bytes":
-            if isinstance(value, (bytes, bytearray, memoryview)):
-                return bytes(value)
-            raise TypeError(f"{type(value).__name__} is not bytes")
-        if kind == "timestamp-micros":
-            if isinstance(value, datetime):
-                return value
-            if isinstance(value, np.datetime64):
-                return int(value.astype("datetime64[us]").astype(np.int64))
-            return int(value)
-    except AlertFieldError:
-        raise
-    except (TypeError, ValueError, OverflowError, UnicodeDecodeError) as exc:
-        raise AlertFieldError(path, f"cannot convert {value!r} to Avro {kind}: {exc}") from exc
-    raise AlertFieldError(path, f"unsupported kind {kind}")
-
-
-def _as_mapping(row: Any, path: str) -> Mapping[str, Any]:
-    """A dict of one row: a Mapping, an astropy Table Row or a numpy structured scalar."""
-    if isinstance(row, Mapping):
-        return row
-    names = getattr(row, "colnames", None) or getattr(getattr(row, "dtype", None), "names", None)
-    if names is None:
-        raise AlertFieldError(path, f"expected a mapping or a table row, got {type(row).__name__}")
-    if hasattr(row, "table") and hasattr(row, "index"):
-        # an astropy Row: a one-row slice converts to Python scalars at once, masked -> None
-        # (Row.as_void() drops the masks of MaskedColumns)
-        values = row.table[row.index:row.index + 1].as_array().tolist()[0]
-    else:
-        values = row.tolist()
-    return dict(zip(names, values, strict=True))
+__all__ = ["AlertFieldError", "FIELD_ALIASES", "build_alert", "build_alerts", "validate_alert",
+           "to_record"]
 
 
 def to_record(row: Any, record: str, *, path: str | None = None, nan_as_null: bool = True,
@@ -180,43 +69,29 @@ def to_record(row: Any, record: str, *, path: str | None = None, nan_as_null: bo
     AlertFieldError
         A required field is missing or a value cannot take its schema type.
     """
-    where = path or record
-    data = _as_mapping(row, where)
-    aliases = FIELD_ALIASES.get(record, {})
-    if aliases:
-        renamed = {aliases[k]: v for k, v in data.items() if k in aliases and aliases[k] not in data}
-        if renamed:
-            data = {**data, **renamed}
-    out: dict[str, Any] = {}
-    for spec in record_spec(record):
-        value = data.get(spec.name)
-        if _is_missing(value) and extra is not None:
-            value = extra.get(spec.name)
-        fpath = f"{where}.{spec.name}"
-        if _is_missing(value):
-            if spec.nullable:
-                out[spec.name] = None
-            elif spec.has_default:
-                out[spec.name] = spec.default
-            elif _zero_when_missing(spec):
-                out[spec.name] = 0
-            else:
-                raise AlertFieldError(fpath, "required and missing")
-            continue
-        out[spec.name] = _coerce(value, spec, fpath, nan_as_null)
-        if out[spec.name] is None and not spec.nullable:
-            raise AlertFieldError(fpath, "null in a non-null field")
-    return out
+    return row_record(row, record, path or record, nan_as_null, extra)
 
 
 def _records(rows: Iterable[Any] | None, record: str, name: str, nan_as_null: bool) -> list[dict] | None:
     if rows is None:
         return None
+    if isinstance(rows, Table):
+        # a whole astropy Table: converted column by column
+        return table_records(rows, record, lambda k: f"{name}[{k}]", nan_as_null)
     if hasattr(rows, "as_array") and hasattr(rows, "colnames"):
-        # a whole astropy Table: one conversion to Python scalars (masked -> None) instead of per row
         names = rows.colnames
         rows = [dict(zip(names, values, strict=True)) for values in rows.as_array().tolist()]
-    return [to_record(r, record, path=f"{name}[{i}]", nan_as_null=nan_as_null) for i, r in enumerate(rows)]
+    return [row_record(r, record, f"{name}[{i}]", nan_as_null) for i, r in enumerate(rows)]
+
+
+def _cutouts(difference: Any, science: Any, template: Any) -> dict[str, bytes | None]:
+    cutouts = {}
+    for name, blob in (("cutoutDifference", difference), ("cutoutScience", science),
+                       ("cutoutTemplate", template)):
+        if blob is not None and not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise AlertFieldError(name, f"expected FITS bytes, got {type(blob).__name__}")
+        cutouts[name] = None if blob is None else bytes(blob)
+    return cutouts
 
 
 def build_alert(dia_source: Mapping[str, Any], *, dia_object: Mapping[str, Any] | None,
@@ -273,12 +148,7 @@ def build_alert(dia_source: Mapping[str, Any], *, dia_object: Mapping[str, Any] 
     if ss_source is not None:
         ss = to_record(ss_source, "ssSource", nan_as_null=nan_as_null,
                        extra={"diaSourceId": src["diaSourceId"], "ssObjectId": src["ssObjectId"]})
-    cutouts = {}
-    for name, blob in (("cutoutDifference", cutout_difference), ("cutoutScience", cutout_science),
-                       ("cutoutTemplate", cutout_template)):
-        if blob is not None and not isinstance(blob, (bytes, bytearray, memoryview)):
-            raise AlertFieldError(name, f"expected FITS bytes, got {type(blob).__name__}")
-        cutouts[name] = None if blob is None else bytes(blob)
+    cutouts = _cutouts(cutout_difference, cutout_science, cutout_template)
     return {
         "diaSourceId": src["diaSourceId"],
         "observation_reason": observation_reason,
@@ -294,6 +164,145 @@ def build_alert(dia_source: Mapping[str, Any], *, dia_object: Mapping[str, Any] 
                                                               nan_as_null=nan_as_null),
         **cutouts,
     }
+
+
+def _grouped_history(table: Table, record: str, name: str, arg: str,
+                     nan_as_null: bool) -> dict[int, list[dict]]:
+    """Records of a history table by ``diaObjectId``, each group in ``midpointMjdTai`` order."""
+    if len(table) == 0:
+        return {}
+    for col in ("diaObjectId", "midpointMjdTai"):
+        if col not in table.colnames:
+            raise AlertSchemaError(f"{arg}: a history table needs a {col!r} column")
+    ids = np.asarray(table["diaObjectId"], np.int64)
+    order = np.lexsort((np.asarray(table["midpointMjdTai"], float), ids))
+    ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    position = np.arange(len(ids)) - np.repeat(starts, ends - starts)  # index within the group
+    records = table_records(table[order], record, lambda k: f"{name}[{position[k]}]", nan_as_null)
+    return {int(ids[s]): records[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)}
+
+
+def _aligned(values: Sequence[Any] | None, n: int, arg: str) -> Sequence[Any]:
+    if values is None:
+        return [None] * n
+    if len(values) != n:
+        raise AlertSchemaError(f"{arg}: {len(values)} values for {n} DiaSources")
+    return values
+
+
+def build_alerts(dia_sources: Table, *, dia_objects: Table | Mapping[int, Any] | None,
+                 prv_dia_sources: Table | Mapping[int, Any] | None,
+                 prv_dia_forced_sources: Table | Mapping[int, Any] | None,
+                 ss_sources: Mapping[int, Any] | None = None,
+                 mpc_orbits: Mapping[int, Any] | None = None,
+                 cutouts_difference: Sequence[bytes | None] | None,
+                 cutouts_template: Sequence[bytes | None] | None,
+                 cutouts_science: Sequence[bytes | None] | None = None,
+                 observation_reason: str | None = None, target_name: str | None = None,
+                 nan_as_null: bool = True) -> list[dict[str, Any]]:
+    """Alert packets of many DiaSources (a CCD) at once, each table converted once, column-wise.
+
+    The same records as :func:`build_alert` called per row, with each source's DiaObject and
+    history looked up by its ``diaObjectId`` (none when it is null or 0).
+
+    Parameters
+    ----------
+    dia_sources : astropy.table.Table
+        The triggering DiaSources, one alert per row, in row order.
+    dia_objects : Table or Mapping or None
+        DiaObject versions: a table (indexed by its ``diaObjectId`` column) or a mapping
+        ``diaObjectId`` → row. A source whose object is absent gets ``diaObject`` null.
+    prv_dia_sources, prv_dia_forced_sources : Table or Mapping or None
+        History: one table of all the objects' earlier rows (grouped here by ``diaObjectId`` and
+        sorted by ``midpointMjdTai`` [TAI MJD]), or a mapping ``diaObjectId`` → rows (a Table
+        or sequence, used in its order). An object without history gets an empty list; None
+        means "not provided" for every alert.
+    ss_sources : Mapping, optional
+        SSSource rows by ``diaSourceId``.
+    mpc_orbits : Mapping, optional
+        MPC orbit rows by ``ssObjectId``.
+    cutouts_difference, cutouts_template, cutouts_science : sequence of bytes or None
+        FITS cutouts aligned with the rows of ``dia_sources`` (None: no such cutouts).
+    observation_reason, target_name : str, optional
+        Scheduler metadata of the visit (RTN-097).
+    nan_as_null : bool
+        As for :func:`build_alert`.
+
+    Returns
+    -------
+    list of dict
+        One alert record per row of ``dia_sources``. Records shared by several alerts (the
+        history of an object with two sources) are copies, not the same dicts.
+
+    Raises
+    ------
+    AlertFieldError
+        Naming the offending field path, as :func:`build_alert`.
+    AlertSchemaError
+        When an argument has the wrong type or length.
+    """
+    if not isinstance(dia_sources, Table):
+        raise AlertSchemaError(f"dia_sources: expected an astropy Table, got {type(dia_sources).__name__}")
+    n = len(dia_sources)
+    difference = _aligned(cutouts_difference, n, "cutouts_difference")
+    template = _aligned(cutouts_template, n, "cutouts_template")
+    science = _aligned(cutouts_science, n, "cutouts_science")
+    sources = table_records(dia_sources, "diaSource", lambda k: "diaSource", nan_as_null)
+    if isinstance(dia_objects, Table):
+        objects = {r["diaObjectId"]: r for r in
+                   table_records(dia_objects, "diaObject", lambda k: "diaObject", nan_as_null)}
+    else:
+        objects = {}
+    histories = []
+    for arg, rows, record, name in (
+            ("prv_dia_sources", prv_dia_sources, "diaSource", "prvDiaSources"),
+            ("prv_dia_forced_sources", prv_dia_forced_sources, "diaForcedSource",
+             "prvDiaForcedSources")):
+        if isinstance(rows, Table):
+            histories.append(_grouped_history(rows, record, name, arg, nan_as_null))
+        else:
+            histories.append({} if rows is None else
+                             {k: _records(v, record, name, nan_as_null) for k, v in rows.items()})
+    seen: set[int] = set()
+    out = []
+    for k, src in enumerate(sources):
+        oid = src["diaObjectId"]
+        obj = prv = forced = None
+        if isinstance(dia_objects, Table):
+            obj = objects.get(oid) if oid else None
+        elif dia_objects is not None and oid and oid in dia_objects:
+            obj = to_record(dia_objects[oid], "diaObject", nan_as_null=nan_as_null)
+        if prv_dia_sources is not None:
+            prv = histories[0].get(oid, []) if oid else []
+        if prv_dia_forced_sources is not None:
+            forced = histories[1].get(oid, []) if oid else []
+        if oid in seen:  # a second source of the same object: its own copies
+            obj = None if obj is None else dict(obj)
+            prv = None if prv is None else [dict(r) for r in prv]
+            forced = None if forced is None else [dict(r) for r in forced]
+        elif oid:
+            seen.add(oid)
+        ss = None if ss_sources is None else ss_sources.get(src["diaSourceId"])
+        if ss is not None:
+            ss = to_record(ss, "ssSource", nan_as_null=nan_as_null,
+                           extra={"diaSourceId": src["diaSourceId"], "ssObjectId": src["ssObjectId"]})
+        sid = src["ssObjectId"]
+        mpc = mpc_orbits.get(sid) if mpc_orbits is not None and sid else None
+        out.append({
+            "diaSourceId": src["diaSourceId"],
+            "observation_reason": observation_reason,
+            "target_name": target_name,
+            "diaSource": src,
+            "prvDiaSources": prv if prv is None else list(prv),
+            "prvDiaForcedSources": forced if forced is None else list(forced),
+            "diaObject": obj,
+            "ssSource": ss,
+            "mpc_orbits": None if mpc is None else to_record(mpc, "mpc_orbits", nan_as_null=nan_as_null),
+            **_cutouts(difference[k], science[k], template[k]),
+        })
+    return out
 
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {

@@ -125,6 +125,10 @@ class EmbeddedStack:
         os.environ.pop("AWS_PROFILE", None)
         os.environ.update(env)
         self._patch_moto_clock()
+        # moto deep-copies a whole table per transaction item; the APDB's transactions need O(items)
+        from alertprod.apdb.testing import patch_moto_transactions
+
+        patch_moto_transactions()
         try:
             self.clients = make_clients(self.region)
             self._create_resources()

@@ -7,19 +7,19 @@ Order of work for one CCD (docs/pipeline.md has the reasoning):
    visits wait for each other only where they overlap);
 3. under the lease: re-read the ledger; read the DiaObjects of the padded footprint, associate
    (asteroids first), force-photometer undetected objects, read 12 months of history,
-   recompute summaries, build the alerts; stage the alerts in the archive (one object per CCD);
-   store everything (fenced, idempotent transactions); ledger → ``stored``; release;
+   recompute summaries, build the alerts; **stage** the computed writes and alerts in the
+   alert bucket (a write-ahead record) and move the ledger to ``planned``; then store the plan
+   (fenced, idempotent transactions) and move to ``stored``; release the lease;
 4. publish the staged alerts (per-alert publish marks: a retry sends none twice); index the
    cached images for precovery; ledger → ``done``.
 
-A crash anywhere before ``stored`` leaves the database as it was, or with part of an
-idempotent write that the retry completes with identical rows; a crash after it resumes at
-publishing from the staged alerts.
+A crash before ``planned`` leaves the database untouched and the retry starts afresh; a crash
+after it replays the staged plan — never a recomputation against a half-written database — so
+the retry writes the same rows and versions; a crash after ``stored`` resumes at publishing.
 """
 
 from __future__ import annotations
 
-import io
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,11 +28,9 @@ import numpy as np
 from astropy.table import Table
 
 from alertprod.alerts import AlertMarksLedger, AlertPublisher
-from alertprod.alerts.serialize import read_alert_container, write_alert_container
 from alertprod.apdb.dynamodb import DynamoApdb
 from alertprod.apdb.interface import CcdWrites
 from alertprod.apdb.leases import cells_for_footprint
-from alertprod.errors import NotFoundError
 from alertprod.formats import Exposure, read_exposure
 from alertprod.ingest import ValidatedUpload
 from alertprod.orbits import OrbitCatalog, read_mpcorb
@@ -40,15 +38,11 @@ from alertprod.pipeline import stages
 from alertprod.pipeline.alerting import build_ccd_alerts
 from alertprod.pipeline.config import PipelineConfig
 from alertprod.pipeline.solar_system import OrbitCache, ss_object_rows, ss_object_updates
+from alertprod.pipeline.staging import StagedPlan, load_alerts, load_plan, stage_plan
 from alertprod.pipeline.timing import StageTimer
 from alertprod.pixelization import pixels_covering
 
-__all__ = ["CcdResult", "NightlyPipeline", "staging_key"]
-
-
-def staging_key(visit: int, detector: int) -> str:
-    """Archive key of the staged alerts of one CCD (an Avro container of all its alerts)."""
-    return f"staging/{int(visit):08d}/{int(detector):03d}.avro"
+__all__ = ["CcdResult", "NightlyPipeline"]
 
 
 @dataclass
@@ -120,15 +114,16 @@ class NightlyPipeline:
         timer = StageTimer()
         req0 = self.apdb.client.total()
         v, d = upload.visit, upload.detector
+        info = upload.catalog.info
         ledger = self.apdb.ledger
         result = CcdResult("processed", v, d, warnings=list(upload.warnings))
-        record = ledger.get_ccd_record(v, d)
-        if record and record.get("state") == "done":
+        record = ledger.get_ccd_record(v, d) or {}
+        if record.get("state") == "done":
             result.status = "duplicate"
             result.counts = dict(record.get("counts", {}))
             return self._finish(result, timer, req0)
-        alerts: list[dict] | None = None
-        if not record or record.get("state") not in ("stored", "done"):
+        plan: StagedPlan | None = None
+        if record.get("state") not in ("stored", "alerted"):
             corners = upload.catalog.footprint_radec()
             cells = cells_for_footprint(corners, margin_arcsec=self.config.footprint_margin_arcsec)
             with timer("lease"):
@@ -136,33 +131,39 @@ class NightlyPipeline:
                                                  ttl_s=self.config.lease_ttl_s,
                                                  wait_s=self.config.lease_wait_s)
             try:
-                record = ledger.get_ccd_record(v, d)
-                if not record or record.get("state") not in ("stored", "done"):
+                record = ledger.get_ccd_record(v, d) or {}  # re-read under the lease
+                state = record.get("state")
+                if state in (None, "started"):
                     ledger.put_ccd_record(v, d, "started")
                     writes, alerts, counts = self._compute(upload, corners, timer)
-                    with timer("stage_alerts"):
-                        buf = io.BytesIO()
-                        write_alert_container(alerts, buf)
-                        self.archive.put(staging_key(v, d), buf.getvalue(), content_type="avro/binary")
+                    plan = StagedPlan(writes, alerts)
+                    with timer("stage"):
+                        stage_plan(self.archive, plan)
+                    ledger.put_ccd_record(v, d, "planned", counts=counts, warnings=upload.warnings)
+                    record = {"state": "planned", "counts": counts}
+                if record.get("state") == "planned":
+                    if plan is None:  # a retry: replay what was computed before the crash
+                        with timer("read_staged"):
+                            plan = load_plan(self.archive, v, d)
                     with timer("store"):
-                        self.apdb.store_ccd(writes, lease=lease)
-                    result.counts = counts
-                    ledger.put_ccd_record(v, d, "stored", counts=counts, warnings=upload.warnings)
+                        self.apdb.store_ccd(plan.writes, lease=lease)
+                    ledger.put_ccd_record(v, d, "stored")
             finally:
                 self.apdb.leases.release(lease)
-        if alerts is None:
+        record = ledger.get_ccd_record(v, d) or record
+        result.counts = dict(record.get("counts", {}))
+        if plan is None:
             with timer("read_staged"):
-                alerts = read_alert_container(io.BytesIO(self.archive.get(staging_key(v, d))))
-            record = ledger.get_ccd_record(v, d) or {}
-            result.counts = dict(record.get("counts", {}))
+                alerts = load_alerts(self.archive, v, d)
+        else:
+            alerts = plan.alerts
         if self.publisher is not None:
             with timer("publish"):
                 stats = self.publisher.publish(alerts)
-            result.counts["alertsPublished"] = stats.published
+            result.counts["alertsPublished"] = stats.published + stats.skipped
             result.counts["alertsClaimChecked"] = stats.claim_checked
             result.counts["alertPacketBytes"] = stats.packet_bytes
         with timer("index_images"):
-            info = upload.catalog.info
             self.apdb.index_exposure(v, d, info.band, info.mjd_mid_tai, upload.catalog.footprint_radec(),
                                      sorted(upload.image_info))
         result = self._finish(result, timer, req0)
@@ -212,10 +213,16 @@ class NightlyPipeline:
             existing = touched[np.isin(touched, np.asarray(objects["diaObjectId"], np.int64))] \
                 if len(objects) else np.zeros(0, np.int64)
             previous = self.apdb.get_dia_objects_by_id(existing) if len(existing) else Table()
-            history = self.apdb.get_dia_sources(existing, info.mjd_mid_tai, months=cfg.history_months) \
+            # Read up to the newest committed state (later visits may have been committed first):
+            # summaries use everything known; alerts carry only what precedes this visit.
+            t_read = info.mjd_mid_tai
+            if len(previous):
+                t_read = max(t_read, float(np.nanmax(np.asarray(previous["validityStartMjdTai"], float))),
+                             float(np.nanmax(np.asarray(previous["lastDiaSourceMjdTai"], float))))
+            t_read += 1e-6
+            history = self.apdb.get_dia_sources(existing, t_read, months=cfg.history_months) \
                 if len(existing) else Table()
-            forced_history = self.apdb.get_dia_forced_sources(existing, info.mjd_mid_tai,
-                                                              months=cfg.history_months) \
+            forced_history = self.apdb.get_dia_forced_sources(existing, t_read, months=cfg.history_months) \
                 if len(existing) else Table()
         with timer("summaries"):
             versions = stages.new_object_versions(sources, previous, history, forced_history, forced,
@@ -225,7 +232,8 @@ class NightlyPipeline:
             ss_updates = ss_object_updates(self.apdb, sources, info.mjd_mid_tai)
             mpc = self.orbits.mpc_orbit_rows(np.asarray(sources["ssObjectId"], np.int64))
         with timer("alerts"):
-            alerts = build_ccd_alerts(sources, versions, history, forced_history, ss_rows, mpc,
+            alerts = build_ccd_alerts(sources, versions, _before(history, info.mjd_mid_tai),
+                                      _before(forced_history, info.mjd_mid_tai), ss_rows, mpc,
                                       exposures, config=cfg)
         writes = CcdWrites(visit=info.visit, detector=info.detector, visit_time_mjd_tai=info.mjd_mid_tai,
                            dia_sources=sources, dia_forced_sources=forced, dia_objects=versions,
@@ -243,9 +251,8 @@ class NightlyPipeline:
         return writes, alerts, counts
 
 
-def read_staged_alerts(archive, visit: int, detector: int) -> list[dict]:
-    """The staged alerts of one CCD (empty when none were staged)."""
-    try:
-        return read_alert_container(io.BytesIO(archive.get(staging_key(visit, detector))))
-    except NotFoundError:
-        return []
+def _before(table: Table, mjd_tai: float) -> Table:
+    """Rows of a history table strictly before ``mjd_tai``."""
+    if len(table) == 0:
+        return table
+    return table[np.asarray(table["midpointMjdTai"], float) < mjd_tai]

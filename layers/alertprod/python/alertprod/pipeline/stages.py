@@ -31,6 +31,9 @@ __all__ = [
     "ss_source_rows",
 ]
 
+#: Step between the validity starts of two versions created out of time order (~1 ms).
+VERSION_EPSILON_DAYS = 1e-8
+
 _FORCED_COLUMNS = ("diaForcedSourceId", "diaObjectId", "ra", "dec", "visit", "detector", "psfFlux",
                    "psfFluxErr", "midpointMjdTai", "scienceFlux", "scienceFluxErr", "band",
                    "timeProcessedMjdTai")
@@ -171,7 +174,8 @@ def new_object_versions(sources: Table, previous: Table, history: Table, forced_
     previous : Table
         Current (open) versions of the associated objects (empty for new objects).
     history, forced_history : Table
-        Their DiaSources / DiaForcedSources of the last 12 months, before this visit.
+        Their DiaSources / DiaForcedSources of the last 12 months (including any of later
+        visits already committed, when CCDs are processed out of time order).
     forced_now : Table
         This visit's forced measurements (only those of touched objects matter).
 
@@ -200,7 +204,6 @@ def new_object_versions(sources: Table, previous: Table, history: Table, forced_
         forced_all = forced_all[np.isin(np.asarray(forced_all["diaObjectId"], np.int64),
                                         np.unique(np.asarray(touched["diaObjectId"], np.int64)))]
     versions = summarize_objects(allsrc, forced_sources=forced_all, extended=False)
-    versions["validityStartMjdTai"] = np.full(len(versions), visit_time_mjd_tai)
     versions["validityEndMjdTai"] = np.full(len(versions), np.nan)
     prev_start = np.full(len(versions), np.nan)
     vid = np.asarray(versions["diaObjectId"], np.int64)
@@ -221,6 +224,11 @@ def new_object_versions(sources: Table, previous: Table, history: Table, forced_
                 versions["firstDiaSourceMjdTai"][j] = min(first, float(versions["firstDiaSourceMjdTai"][j]))
     versions["nDiaSources"] = n_total
     versions[PREV_VALIDITY_COLUMN] = prev_start
+    # A version starts at the visit's midpoint; when CCDs are processed out of time order (a
+    # later visit's CCD committed first), it starts just after the version it replaces, so
+    # every object's versions stay ordered and contiguous.
+    versions["validityStartMjdTai"] = np.where(np.isfinite(prev_start) & (prev_start >= visit_time_mjd_tai),
+                                               prev_start + VERSION_EPSILON_DAYS, visit_time_mjd_tai)
     return versions
 
 

@@ -1,0 +1,115 @@
+"""Per-CCD processing ledger and per-alert publish marks, so that retries do nothing twice.
+
+A CCD moves forward through :data:`CCD_STATES` (``started`` → ``planned`` → ``stored`` → ``alerted`` →
+``done``); a transition backwards is refused with a conditional write. Each alert's publish
+state is a small item of its own, read back in batches before (re)publishing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from alertprod.apdb import keys
+from alertprod.apdb.calls import batch_get, batch_write, error_code, num
+from alertprod.errors import ConflictError, StorageError
+
+__all__ = ["CCD_STATES", "CcdLedger", "LEDGER_TTL_DAYS"]
+
+#: States of a CCD, in order.
+CCD_STATES: tuple[str, ...] = ("started", "planned", "stored", "alerted", "done")
+
+#: Days after which DynamoDB's TTL removes ledger records and alert marks.
+LEDGER_TTL_DAYS = 90
+
+
+class CcdLedger:
+    """Ledger records and alert marks in the Level 1 table.
+
+    Parameters
+    ----------
+    client : botocore client
+        Low-level DynamoDB client (injected).
+    table_name : str
+        The Level 1 table.
+    clock : callable, keyword-only
+        Current Unix time in seconds.
+    """
+
+    def __init__(self, client: Any, table_name: str, *, clock: Callable[[], float] = time.time):
+        self._client = client
+        self._table = table_name
+        self._clock = clock
+
+    def _ttl(self) -> dict[str, str]:
+        return num(int(self._clock() + LEDGER_TTL_DAYS * 86400))
+
+    def get_ccd_record(self, visit: int, detector: int) -> dict[str, Any] | None:
+        """``{"state": ..., "updatedAt": unix s, **fields}`` of a CCD, or None."""
+        item = self._client.get_item(TableName=self._table, Key=keys.ccd_record(visit, detector),
+                                     ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        out: dict[str, Any] = {"state": item["state"]["S"],
+                               "updatedAt": float(item["updatedAt"]["N"])}
+        for attr, value in item.items():
+            if attr.startswith("f_"):
+                out[attr[2:]] = json.loads(value["S"])
+        return out
+
+    def put_ccd_record(self, visit: int, detector: int, state: str, **fields: Any) -> None:
+        """Move a CCD to ``state`` (same or later than its current one), merging ``fields``.
+
+        Field values must be JSON-serialisable.
+
+        Raises
+        ------
+        ConflictError
+            When the CCD is already in a later state.
+        """
+        if state not in CCD_STATES:
+            raise ValueError(f"state: expected one of {CCD_STATES}, got {state!r}")
+        allowed = CCD_STATES[:CCD_STATES.index(state) + 1]
+        names = {"#s": "state", "#u": "updatedAt", "#ttl": "ttl"}
+        values: dict[str, Any] = {":s": {"S": state}, ":u": num(self._clock()), ":ttl": self._ttl()}
+        sets = ["#s = :s", "#u = :u", "#ttl = :ttl"]
+        for i, (name, value) in enumerate(sorted(fields.items())):
+            names[f"#f{i}"] = f"f_{name}"
+            values[f":f{i}"] = {"S": json.dumps(value)}
+            sets.append(f"#f{i} = :f{i}")
+        for i, s in enumerate(allowed):
+            values[f":a{i}"] = {"S": s}
+        condition = ("attribute_not_exists(pk) OR #s IN ("
+                     + ", ".join(f":a{i}" for i in range(len(allowed))) + ")")
+        try:
+            self._client.update_item(TableName=self._table, Key=keys.ccd_record(visit, detector),
+                                     UpdateExpression="SET " + ", ".join(sets),
+                                     ConditionExpression=condition,
+                                     ExpressionAttributeNames=names,
+                                     ExpressionAttributeValues=values)
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise ConflictError(f"state: CCD {visit}/{detector} is already past {state!r}") \
+                    from exc
+            raise StorageError(f"ledger update of CCD {visit}/{detector}: {exc}") from exc
+
+    def mark_alert(self, dia_source_id: int, state: str) -> None:
+        """Record the publish state of one alert (e.g. ``"archived"``, ``"published"``)."""
+        self.mark_alerts([dia_source_id], state)
+
+    def mark_alerts(self, dia_source_ids: Iterable[int], state: str) -> None:
+        """Record the same publish state for many alerts (BatchWriteItem, 25 per call)."""
+        if not state:
+            raise ValueError("state: must be a non-empty string")
+        ttl = self._ttl()
+        batch_write(self._client, self._table,
+                    puts=[{**keys.alert_mark(i), "state": {"S": state}, "ttl": ttl}
+                          for i in dict.fromkeys(int(i) for i in dia_source_ids)])
+
+    def get_alert_marks(self, dia_source_ids: Iterable[int]) -> dict[int, str]:
+        """State of each alert that has a mark (alerts without one are absent)."""
+        items = batch_get(self._client, self._table,
+                          [keys.alert_mark(int(i)) for i in dia_source_ids])
+        return {int(i["pk"]["S"][6:]): i["state"]["S"] for i in items}

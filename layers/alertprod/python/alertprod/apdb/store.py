@@ -1,0 +1,308 @@
+"""Planning and committing one CCD's writes as fenced, idempotent DynamoDB transactions.
+
+Each DiaObject contributes one *group* of items that must change together: its new version
+(``OBJ#id / V#t``), the closing of the previous version (``SET ve``), its Last record
+(conditioned on still pointing at the expected previous version), its DiaSource and
+DiaForcedSource rows (``SET s<id>`` / ``f<id>`` on ``HIST#id / T#bucket``), and, shared between
+objects and merged per transaction, the pixel index (``ADD`` to a number set) and
+the per-night new-object shard. Groups are packed greedily into TransactWriteItems calls of
+≤ 100 items, each with the lease's fencing ConditionChecks. Forced measurements of objects that
+get no new version, and DiaSources of solar-system objects, form groups of their own.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+
+from alertprod.apdb import keys
+from alertprod.apdb.calls import (
+    MAX_TRANSACT_ITEMS,
+    TransactionCancelledError,
+    batch_get,
+    num,
+    transact_write,
+)
+from alertprod.apdb.codec import pack_rows
+from alertprod.apdb.interface import PREV_VALIDITY_COLUMN, CcdWrites, StoreStats
+from alertprod.errors import CatalogError, ConflictError
+from alertprod.ids import time_bucket
+from alertprod.pixelization import pixel_of
+
+__all__ = ["store_ccd", "ccd_tag", "pack_new_object", "unpack_new_object"]
+
+_NEW = struct.Struct("<ddd")  # ra, dec (deg), validityStartMjdTai
+
+
+def ccd_tag(visit: int, detector: int) -> str:
+    """The writer tag stored on object items: ``"<visit>/<detector>"``."""
+    return f"{int(visit)}/{int(detector)}"
+
+
+def pack_new_object(ra_deg: float, dec_deg: float, mjd_tai: float) -> bytes:
+    """24-byte entry of a new DiaObject in a per-night item."""
+    return _NEW.pack(ra_deg, dec_deg, mjd_tai)
+
+
+def unpack_new_object(blob: bytes) -> tuple[float, float, float]:
+    """Inverse of :func:`pack_new_object`."""
+    return _NEW.unpack(bytes(blob))
+
+
+@dataclass
+class _Group:
+    """Items one object (or one batch of history rows) changes; ``oid`` None for history-only."""
+
+    oid: int | None
+    ops: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    sets: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
+    add_ids: dict[int, set[int]] = field(default_factory=dict)
+
+    def set_attr(self, k: keys.Key, attr: str, value: bytes) -> None:
+        self.sets.setdefault(keys.split_key(k), {})[attr] = value
+
+    def item_keys(self) -> set[tuple[str, str]]:
+        pix = {keys.split_key(keys.pixel_index(p)) for p in self.add_ids}
+        return set(self.ops) | set(self.sets) | pix
+
+
+def _set_op(table: str, k: tuple[str, str], attrs: dict[str, bytes]) -> dict[str, Any]:
+    names = {f"#a{i}": a for i, a in enumerate(sorted(attrs))}
+    values = {f":v{i}": {"B": attrs[a]} for i, a in enumerate(sorted(attrs))}
+    return {"Update": {"TableName": table, "Key": keys.key(*k),
+                       "UpdateExpression": "SET " + ", ".join(f"#a{i} = :v{i}"
+                                                              for i in range(len(attrs))),
+                       "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}}
+
+
+def _pix_op(table: str, pixel: int, add: set[int]) -> dict[str, Any]:
+    return {"Update": {"TableName": table, "Key": keys.pixel_index(pixel),
+                       "UpdateExpression": "ADD #ids :add",
+                       "ExpressionAttributeNames": {"#ids": "ids"},
+                       "ExpressionAttributeValues": {":add": {"NS": [str(i) for i in sorted(add)]}}}}
+
+
+def _build_transaction(table: str, groups: list[_Group], fence: list[dict]) -> list[dict]:
+    ops: list[dict] = list(fence)
+    sets: dict[tuple[str, str], dict[str, bytes]] = defaultdict(dict)
+    add: dict[int, set[int]] = defaultdict(set)
+    for g in groups:
+        ops.extend(g.ops.values())
+        for k, attrs in g.sets.items():
+            sets[k].update(attrs)
+        for p, ids in g.add_ids.items():
+            add[p] |= ids
+    ops.extend(_set_op(table, k, attrs) for k, attrs in sets.items())
+    ops.extend(_pix_op(table, p, add[p]) for p in sorted(add))
+    return ops
+
+
+def _pack_transactions(groups: list[_Group], budget: int) -> list[list[_Group]]:
+    batches: list[list[_Group]] = []
+    current: list[_Group] = []
+    used: set[tuple[str, str]] = set()
+    for g in groups:
+        gk = g.item_keys()
+        if len(gk) > budget:
+            raise CatalogError(f"writes: object {g.oid} alone needs {len(gk)} items (> {budget})")
+        if current and len(used | gk) > budget:
+            batches.append(current)
+            current, used = [], set()
+        current.append(g)
+        used |= gk
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _ids(column: Any) -> np.ndarray:
+    """int64 ids with nulls (masked) as 0."""
+    return np.asarray(np.ma.filled(np.ma.asarray(column), 0), dtype=np.int64)
+
+
+def _plan_objects(table: str, writes: CcdWrites, tag: str) -> tuple[dict[int, _Group], dict]:
+    objs = writes.dia_objects
+    if len(objs) == 0:
+        return {}, {}
+    for col in ("diaObjectId", "ra", "dec", PREV_VALIDITY_COLUMN):
+        if col not in objs.colnames:
+            raise CatalogError(f"writes.dia_objects: column {col!r} is required")
+    t = float(writes.visit_time_mjd_tai)
+    objs = objs.copy(copy_data=True)
+    objs["validityStartMjdTai"] = t
+    if "validityEndMjdTai" in objs.colnames:
+        objs.remove_column("validityEndMjdTai")
+    rows = pack_rows(objs, "DiaObject")
+    oids = _ids(objs["diaObjectId"])
+    if len(set(oids.tolist())) != len(oids):
+        raise CatalogError("writes.dia_objects: diaObjectId values are not unique")
+    prev = np.ma.filled(np.ma.asarray(objs[PREV_VALIDITY_COLUMN], dtype=float), np.nan)
+    pix = pixel_of(np.asarray(objs["ra"], float), np.asarray(objs["dec"], float))
+    groups: dict[int, _Group] = {}
+    meta: dict[int, dict] = {}
+    for oid, row, p, pv, ra, dec in zip(oids.tolist(), rows, np.asarray(pix).tolist(), prev,
+                                        np.asarray(objs["ra"], float),
+                                        np.asarray(objs["dec"], float), strict=True):
+        g = _Group(oid)
+        item = {**keys.obj_last(oid), "v": num(t), "ccd": {"S": tag}, "pix": num(int(p)),
+                "id": num(oid), "row": {"B": row}}
+        if np.isnan(pv):
+            cond = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            cond = {"ConditionExpression": "#v = :prev AND #ccd <> :me",
+                    "ExpressionAttributeNames": {"#v": "v", "#ccd": "ccd"},
+                    "ExpressionAttributeValues": {":prev": num(float(pv)), ":me": {"S": tag}}}
+        g.ops[keys.split_key(item)] = {"Put": {"TableName": table, "Item": item, **cond,
+                                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+        version = {**keys.obj_version(oid, t), "v": num(t), "ccd": {"S": tag}, "id": num(oid),
+                   "row": {"B": row}}
+        g.ops[keys.split_key(version)] = {"Put": {"TableName": table, "Item": version}}
+        if not np.isnan(pv) and float(pv) != t:
+            closing = keys.obj_version(oid, float(pv))
+            g.ops[keys.split_key(closing)] = {"Update": {
+                "TableName": table, "Key": closing, "UpdateExpression": "SET ve = :t",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeValues": {":t": num(t)}}}
+        if np.isnan(pv):
+            g.add_ids[int(p)] = {oid}
+            day = int(np.floor(t))
+            g.set_attr(keys.new_objects(day, oid % keys.NEW_OBJECT_SHARDS), keys.new_object_attr(oid),
+                       pack_new_object(float(ra), float(dec), t))
+        groups[oid] = g
+        meta[oid] = {"prev": float(pv), "pix": int(p)}
+    return groups, meta
+
+
+def _add_history(groups: dict[int, _Group], extra: dict[tuple[str, int], _Group],
+                 table: Table, name: str, attr_of: Any) -> int:
+    if len(table) == 0:
+        return 0
+    rows = pack_rows(table, name)
+    id_col = "diaSourceId" if name == "DiaSource" else "diaForcedSourceId"
+    if id_col not in table.colnames:
+        raise CatalogError(f"writes: {name} column {id_col!r} is required")
+    row_ids = _ids(table[id_col])
+    obj = _ids(table["diaObjectId"]) if "diaObjectId" in table.colnames else np.zeros(len(table),
+                                                                                       np.int64)
+    ss = _ids(table["ssObjectId"]) if "ssObjectId" in table.colnames else np.zeros(len(table),
+                                                                                  np.int64)
+    buckets = time_bucket(np.asarray(table["midpointMjdTai"], float))
+    for rid, o, s, b, row in zip(row_ids.tolist(), obj.tolist(), ss.tolist(),
+                                 np.atleast_1d(buckets).tolist(), rows, strict=True):
+        if o:
+            g = groups.get(o) or extra.setdefault(("obj", o), _Group(None))
+            g.set_attr(keys.history(o, b), attr_of(rid), row)
+        elif s:
+            extra.setdefault(("ss", s), _Group(None)).set_attr(keys.history(s, b, ss=True),
+                                                               attr_of(rid), row)
+        else:
+            raise CatalogError(f"writes: {name} row {rid} has neither diaObjectId nor ssObjectId")
+    return len(rows)
+
+
+def _classify(client: Any, table: str, groups: dict[int, _Group], meta: dict, tag: str,
+              t: float) -> tuple[set[int], dict[int, int]]:
+    """Pre-read Last records: which objects are already done, and each object's old pixel."""
+    items = batch_get(client, table, [keys.obj_last(o) for o in groups],
+                      projection="pk, #v, #ccd, pix", names={"#v": "v", "#ccd": "ccd"})
+    last = {int(i["pk"]["S"][4:]): i for i in items}
+    done: set[int] = set()
+    old_pix: dict[int, int] = {}
+    suspicious = []
+    for oid, m in meta.items():
+        item = last.get(oid)
+        if item is None:
+            if not np.isnan(m["prev"]):
+                raise ConflictError(f"writes: DiaObject {oid} has no stored version to replace")
+            continue
+        v, ccd = float(item["v"]["N"]), item["ccd"]["S"]
+        if v == t and ccd == tag:
+            done.add(oid)
+        elif not np.isnan(m["prev"]) and v == m["prev"] and ccd != tag:
+            old_pix[oid] = int(item["pix"]["N"])
+        else:
+            suspicious.append(oid)
+    if suspicious:  # superseded after we committed (a retry), or a real conflict
+        found = batch_get(client, table, [keys.obj_version(o, t) for o in suspicious],
+                          projection="pk, #ccd", names={"#ccd": "ccd"})
+        ours = {int(i["pk"]["S"][4:]) for i in found if i["ccd"]["S"] == tag}
+        lost = sorted(set(suspicious) - ours)
+        if lost:
+            raise ConflictError(f"writes: DiaObjects {lost[:10]} changed since they were read "
+                                f"(expected previous versions differ)")
+        done |= ours
+    return done, old_pix
+
+
+def store_ccd(client: Any, table: str, writes: CcdWrites, fence: list[dict],
+              stats: StoreStats) -> None:
+    """Commit one CCD's writes (see module docstring); updates ``stats`` in place."""
+    t = float(writes.visit_time_mjd_tai)
+    if not np.isfinite(t):
+        raise CatalogError(f"writes.visit_time_mjd_tai: must be finite, got {t}")
+    tag = ccd_tag(writes.visit, writes.detector)
+    groups, meta = _plan_objects(table, writes, tag)
+    extra: dict[tuple[str, int], _Group] = {}
+    stats.sources_written += _add_history(groups, extra, writes.dia_sources, "DiaSource",
+                                          keys.source_attr)
+    stats.forced_sources_written += _add_history(groups, extra, writes.dia_forced_sources,
+                                                 "DiaForcedSource", keys.forced_attr)
+    done, old_pix = _classify(client, table, groups, meta, tag, t) if groups else (set(), {})
+    for oid, p_old in old_pix.items():
+        p_new = meta[oid]["pix"]
+        if p_old != p_new:
+            # The object moved to another pixel: add it there. The stale entry in the old
+            # pixel stays (ADD and DELETE cannot share a transaction item when two objects
+            # cross one border in opposite directions); readers drop it by the Last record's
+            # own pixel, so it costs one read, never a wrong answer.
+            groups[oid].add_ids[p_new] = {oid}
+    stats.objects_already_done += len(done)
+    pending = [g for oid, g in groups.items() if oid not in done] + list(extra.values())
+    budget = MAX_TRANSACT_ITEMS - len(fence)
+    for batch in _pack_transactions(pending, budget):
+        _commit(client, table, batch, fence, tag, t, stats)
+
+
+def _commit(client: Any, table: str, batch: list[_Group], fence: list[dict], tag: str, t: float,
+            stats: StoreStats) -> None:
+    while batch:
+        ops = _build_transaction(table, batch, fence)
+        try:
+            transact_write(client, ops)
+        except TransactionCancelledError as exc:
+            finished = _already_done(exc.reasons, ops, len(fence), tag, t)
+            if not finished:
+                raise ConflictError(f"store_ccd: {exc}") from exc
+            stats.objects_already_done += len(finished)
+            batch = [g for g in batch if g.oid not in finished]
+            continue
+        stats.transactions += 1
+        stats.objects_written += sum(1 for g in batch if g.oid is not None)
+        return
+
+
+def _already_done(reasons: list[dict], ops: list[dict], n_fence: int, tag: str,
+                  t: float) -> set[int]:
+    """Objects whose Last condition failed only because this very version is committed.
+
+    Returns an empty set when any other condition failed (lost lease, real conflict).
+    """
+    done: set[int] = set()
+    for i, reason in enumerate(reasons):
+        code = reason.get("Code", "None")
+        if code in ("None", ""):
+            continue
+        if code != "ConditionalCheckFailed" or i < n_fence:
+            return set()
+        op = ops[i].get("Put")
+        old = reason.get("Item") or {}
+        if (op is None or op["Item"]["sk"]["S"] != "LAST" or "v" not in old
+                or float(old["v"]["N"]) != t or old.get("ccd", {}).get("S") != tag):
+            return set()
+        done.add(int(op["Item"]["id"]["N"]))
+    return done

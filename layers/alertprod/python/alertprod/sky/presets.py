@@ -1,0 +1,207 @@
+"""Survey configurations: the size and content of a simulated survey, and the named presets.
+
+A :class:`SurveyConfig` fixes everything the simulator needs besides the seed: the focal
+plane, the visit schedule, the depth, and how many objects of each kind to put on the sky.
+:data:`PRESETS` holds the three named sizes (``tiny`` for tests, ``night`` for the demo,
+``lsst-ccd`` for benchmarks on full 4k x 4k CCDs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from alertprod.errors import ConfigError
+
+__all__ = ["BANDS", "M5_DEPTH", "SurveyConfig", "PRESETS", "get_preset", "mag_to_njy", "njy_to_mag"]
+
+#: The six LSST bands, in wavelength order.
+BANDS = ("u", "g", "r", "i", "z", "y")
+
+#: Single-visit 5-sigma point-source depth (AB mag) per band at the reference seeing
+#: (LSST science requirements, approximately).
+M5_DEPTH = {"u": 23.8, "g": 24.5, "r": 24.3, "i": 23.9, "z": 23.3, "y": 22.4}
+
+
+def mag_to_njy(mag):
+    """AB magnitude to flux in nJy: ``10**((31.4 - m) / 2.5)``."""
+    return 10.0 ** ((31.4 - mag) / 2.5)
+
+
+def njy_to_mag(flux_njy):
+    """Flux in nJy to AB magnitude (inverse of :func:`mag_to_njy`)."""
+    return 31.4 - 2.5 * np.log10(flux_njy)
+
+
+@dataclass(frozen=True)
+class SurveyConfig:
+    """Everything that defines a simulated survey except the random seed.
+
+    Attributes
+    ----------
+    name : str
+        Preset name, recorded in ``truth/survey.json``.
+    n_ccd_x, n_ccd_y : int
+        Grid of CCDs in the focal plane; detector id = ``iy * n_ccd_x + ix``.
+    ccd_nx_pix, ccd_ny_pix : int
+        CCD size in pixels.
+    gap_pix : int
+        Gap between neighbouring CCDs, in pixels.
+    pixel_scale_arcsec : float
+        Pixel scale (LSST: 0.2″).
+    field_ra_deg, field_dec_deg : float
+        Centre of the surveyed field (near the ecliptic and near opposition at the start date).
+    start_mjd_tai : float
+        TAI MJD of the first night's first visit.
+    n_nights : int
+        Number of nights; night ``k`` starts at ``start_mjd_tai + k``.
+    visits_per_night : int
+        Visits per night, taken as LSST-like pairs (two visits ``pair_gap_min`` apart).
+    pair_gap_min : float
+        Minutes between the two visits of a pair (LSST revisits a field ~30 min later).
+    visit_gap_s : float
+        Seconds between successive visits of a block (exposure plus readout and slew).
+    exptime_s : float
+        Exposure time of a visit (two snaps of half of it).
+    dither_pix : float
+        Maximum boresight dither per visit along each axis, in pixels.
+    rot_dither_deg : float
+        Maximum random rotation of the focal plane per visit.
+    seeing_min_arcsec, seeing_max_arcsec : float
+        Range of per-visit seeing FWHM.
+    template_fwhm_arcsec : float
+        PSF FWHM of the deep templates.
+    template_depth_visits : int
+        Templates are coadds of this many visits (noise lower by its square root).
+    njy_per_electron : float
+        Calibration used for source photon noise.
+    saturation_njy : float
+        Pixel level where the detector saturates (nJy per pixel).
+    edge_pix : int
+        Width of the ``EDGE``-masked border.
+    n_stars, n_galaxies, n_variables, n_transients, n_hpm_stars, n_asteroids, n_fast_asteroids : int
+        Object counts over the whole field.
+    n_bad_columns : int
+        Bad columns per CCD.
+    cosmic_rays_per_ccd : float
+        Mean cosmic-ray hits per CCD-visit (most are masked ``CR``, some are left as residuals).
+    hot_pixels_per_ccd, edge_junk_per_ccd, dipoles_per_ccd : float
+        Mean numbers of unmasked bogus artifacts per CCD-visit.
+    snapdiff_fraction : float
+        Fraction of visits for which a snap-difference image is written.
+    edge_transient : bool
+        Place a transient that appears within a few pixels of a shared CCD edge in one visit and
+        falls on the neighbouring CCD in the next visit (for the pipeline's concurrency tests).
+    n_workers : int
+        Processes rendering CCDs in parallel (1: in-process).
+    """
+
+    name: str = "custom"
+    n_ccd_x: int = 2
+    n_ccd_y: int = 2
+    ccd_nx_pix: int = 256
+    ccd_ny_pix: int = 256
+    gap_pix: int = 40
+    pixel_scale_arcsec: float = 0.2
+    field_ra_deg: float = 10.0
+    field_dec_deg: float = 4.0
+    start_mjd_tai: float = 60958.10
+    n_nights: int = 3
+    visits_per_night: int = 4
+    pair_gap_min: float = 30.0
+    visit_gap_s: float = 40.0
+    exptime_s: float = 30.0
+    dither_pix: float = 30.0
+    rot_dither_deg: float = 0.5
+    seeing_min_arcsec: float = 0.6
+    seeing_max_arcsec: float = 1.2
+    template_fwhm_arcsec: float = 0.7
+    template_depth_visits: int = 20
+    njy_per_electron: float = 0.5
+    saturation_njy: float = 60000.0
+    edge_pix: int = 4
+    n_stars: int = 40
+    n_galaxies: int = 15
+    n_variables: int = 5
+    n_transients: int = 5
+    n_hpm_stars: int = 2
+    n_asteroids: int = 2
+    n_fast_asteroids: int = 0
+    n_bad_columns: int = 1
+    cosmic_rays_per_ccd: float = 3.0
+    hot_pixels_per_ccd: float = 0.5
+    edge_junk_per_ccd: float = 0.3
+    dipoles_per_ccd: float = 0.3
+    snapdiff_fraction: float = 0.5
+    edge_transient: bool = True
+    n_workers: int = 1
+
+    def __post_init__(self) -> None:
+        positive = ("n_ccd_x", "n_ccd_y", "ccd_nx_pix", "ccd_ny_pix", "n_nights", "visits_per_night",
+                    "pixel_scale_arcsec", "exptime_s", "template_depth_visits", "njy_per_electron",
+                    "saturation_njy", "n_workers")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"SurveyConfig.{name} must be positive, got {getattr(self, name)!r}")
+        if min(self.ccd_nx_pix, self.ccd_ny_pix) < 64:
+            raise ConfigError("SurveyConfig.ccd_nx_pix/ccd_ny_pix must be at least 64 pixels")
+        if not 0 < self.seeing_min_arcsec <= self.seeing_max_arcsec:
+            raise ConfigError("SurveyConfig.seeing_min_arcsec must be positive and <= seeing_max_arcsec")
+        if not 0.0 <= self.snapdiff_fraction <= 1.0:
+            raise ConfigError("SurveyConfig.snapdiff_fraction must lie in [0, 1]")
+        if self.n_ccd_x * self.n_ccd_y > 999:
+            raise ConfigError("SurveyConfig: at most 999 detectors")
+
+    @property
+    def n_detectors(self) -> int:
+        """Number of CCDs in the focal plane."""
+        return self.n_ccd_x * self.n_ccd_y
+
+    @property
+    def n_visits(self) -> int:
+        """Number of visits in the survey."""
+        return self.n_nights * self.visits_per_night
+
+    def replace(self, **changes) -> SurveyConfig:
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, SurveyConfig] = {
+    # the test suite's survey: seconds to generate
+    "tiny": SurveyConfig(name="tiny", n_nights=2, n_workers=2),
+    # the demo: one field of 3x3 CCDs over two nights
+    "night": SurveyConfig(
+        name="night", n_ccd_x=3, n_ccd_y=3, ccd_nx_pix=1024, ccd_ny_pix=1024, gap_pix=60,
+        n_nights=2, visits_per_night=8, dither_pix=150.0, n_stars=900, n_galaxies=400,
+        n_variables=60, n_transients=60, n_hpm_stars=15, n_asteroids=30, n_fast_asteroids=4,
+        n_bad_columns=2, cosmic_rays_per_ccd=25.0, hot_pixels_per_ccd=3.0, edge_junk_per_ccd=1.0,
+        dipoles_per_ccd=1.5, n_workers=2,
+    ),
+    # four full LSST CCDs, a few visits: for benchmarks
+    "lsst-ccd": SurveyConfig(
+        name="lsst-ccd", n_ccd_x=2, n_ccd_y=2, ccd_nx_pix=4096, ccd_ny_pix=4096, gap_pix=100,
+        n_nights=1, visits_per_night=3, dither_pix=300.0, n_stars=4000, n_galaxies=2000,
+        n_variables=100, n_transients=100, n_hpm_stars=20, n_asteroids=20, n_fast_asteroids=3,
+        n_bad_columns=3, cosmic_rays_per_ccd=200.0, hot_pixels_per_ccd=10.0, edge_junk_per_ccd=3.0,
+        dipoles_per_ccd=5.0, n_workers=2,
+    ),
+}
+
+
+def get_preset(name: str, **overrides) -> SurveyConfig:
+    """The named preset, optionally with some fields changed.
+
+    Raises
+    ------
+    ConfigError
+        When ``name`` is not a preset or an override names no field.
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"preset {name!r} is not one of {sorted(PRESETS)}")
+    try:
+        return PRESETS[name].replace(**overrides)
+    except TypeError as exc:
+        raise ConfigError(f"preset override: {exc}") from exc

@@ -1,7 +1,11 @@
 """Precovery worker: one queue message (a unit, or a finalisation chunk) per record."""
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from alertprod.apdb import DynamoApdb

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from alertprod.apdb import DynamoApdb
+from alertprod.apdb.schema import rubin_columns
 from alertprod.apdb.testing import create_level1_table, make_ccd_writes, make_objects, moto_dynamodb
 
 pytest.importorskip("lsst.dax.apdb")
@@ -34,8 +35,9 @@ def test_export_is_stored_by_rubin_sqlite_apdb_and_reads_back(exported, tmp_path
     config = ApdbSql.init_database(db_url=f"sqlite:///{tmp_path}/apdb.db")
     rubin = Apdb.from_config(config)
     visit_time = astropy.time.Time(T0 + 1, format="mjd", scale="tai")
+    # alertprod's extension columns (docs/apdb.md) are dropped; every Rubin column goes in unchanged
     rubin.store(visit_time, exported["DiaObject"].to_pandas(), exported["DiaSource"].to_pandas(),
-                exported["DiaForcedSource"].to_pandas())
+                rubin_columns(exported["DiaForcedSource"], "DiaForcedSource").to_pandas())
 
     region = Circle(UnitVector3d(LonLat.fromDegrees(RA, DEC)), Angle.fromDegrees(0.1))
     objects = rubin.getDiaObjects(region).sort_values("diaObjectId")

@@ -141,3 +141,35 @@ def test_missing_template_gives_null_cutout_but_the_alert_goes_out(stack, consum
     alerts = _drain(consumer, 2)
     assert len(alerts) == 2
     assert all(a.alert["cutoutTemplate"] is None and a.alert["cutoutDifference"] for a in alerts)
+
+
+def test_known_asteroid_claims_its_source_before_dia_objects(stack, consumer):
+    from alertprod.formats import RUBIN_SITE
+    from alertprod.orbits import orbit_through, predict_positions, write_mpcorb
+
+    t1, t2 = 60000.10, 60000.11
+    ra0, dec0 = SKY.radec(0, 100.0, 100.0)
+    orbit = orbit_through(ra0, dec0, t1, geocentric_distance_au=1.5, obs_lon_deg=RUBIN_SITE[0],
+                          obs_lat_deg=RUBIN_SITE[1], obs_height_m=RUBIN_SITE[2],
+                          rng=np.random.default_rng(1))
+    stack.clients.s3.put_object(Bucket=stack.resources.upload_bucket, Key="config/mpcorb/MPCORB.DAT",
+                                Body=write_mpcorb(orbit).encode())
+    stack.run_until_idle()
+    site = dict(obs_lon_deg=RUBIN_SITE[0], obs_lat_deg=RUBIN_SITE[1], obs_height_m=RUBIN_SITE[2])
+    for visit, t in ((1, t1), (2, t2)):
+        eph = predict_positions(orbit, t, **site)
+        src = [(float(eph.ra_deg[0]), float(eph.dec_deg[0]), 5000.0, True)]
+        put_upload(stack, *SKY.upload(visit, 0, t, src))
+    stack.run_until_idle()
+    alerts = _drain(consumer, 2)
+    assert len(alerts) == 2
+    for a in alerts:
+        assert a.alert["diaObject"] is None
+        assert a.alert["ssSource"]["ssObjectId"] == int(orbit.ss_object_ids[0])
+        assert a.alert["ssSource"]["ephOffset"] < 0.1  # arcsec from the prediction
+        assert a.alert["mpc_orbits"]["packed_primary_provisional_designation"] == str(orbit.packed_designation[0])
+    tables = _apdb(stack).export()
+    assert len(tables["DiaObject"]) == 0
+    ss = tables["SSObject"]
+    assert int(ss["nObs"][0]) == 2
+    assert abs(float(ss["arc"][0]) - (t2 - t1)) < 1e-6

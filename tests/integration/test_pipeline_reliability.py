@@ -26,7 +26,7 @@ from alertprod.pipeline.nightly import NightlyPipeline
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-class InjectedCrash(Exception):
+class InjectedCrashError(Exception):
     """The process 'dies' here: this call and every later one fail."""
 
 
@@ -38,11 +38,11 @@ class Countdown:
 
     def tick(self):
         if self.dead:
-            raise InjectedCrash("process is dead")
+            raise InjectedCrashError("process is dead")
         self.events += 1
         if self.n is not None and self.events >= self.n:
             self.dead = True
-            raise InjectedCrash(f"killed at event {self.events}")
+            raise InjectedCrashError(f"killed at event {self.events}")
 
 
 class CrashingClient:

@@ -11,7 +11,13 @@ See docs/alerts.md.
 """
 
 from alertprod.alerts.client import AlertConsumer, ReceivedAlert, decode_message
-from alertprod.alerts.packet import AlertFieldError, build_alert, to_record, validate_alert
+from alertprod.alerts.packet import (
+    AlertFieldError,
+    build_alert,
+    build_alerts,
+    to_record,
+    validate_alert,
+)
 from alertprod.alerts.publish import (
     AlertMarksLedger,
     AlertPublisher,
@@ -33,6 +39,7 @@ from alertprod.alerts.serialize import (
 )
 
 __all__ = [
+    "build_alerts",
     "SCHEMA_ID",
     "SCHEMA_VERSION",
     "AlertConsumer",

@@ -24,6 +24,7 @@ from alertprod.apdb.imageindex import find_exposures, index_exposure
 from alertprod.apdb.interface import Apdb, CcdWrites, StoreStats
 from alertprod.apdb.leases import Lease, LeaseManager
 from alertprod.apdb.ledger import CcdLedger
+from alertprod.apdb.ssobs import apply_observations, observation_sets, record_observations
 from alertprod.apdb.store import store_ccd, unpack_new_object
 from alertprod.errors import NotFoundError
 from alertprod.ids import TIME_BUCKET_DAYS, time_bucket
@@ -229,8 +230,18 @@ class DynamoApdb(Apdb):
         else:
             items = batch_get(self.client, self.table_name,
                               [keys.ss_object(i) for i in _as_ids(ids, "ids")])
+        items = [i for i in items if i["sk"]["S"] == "ROW"]
         items.sort(key=lambda i: int(i["pk"]["S"][6:]))
-        return unpack_rows([i["row"]["B"] for i in items], "SSObject")
+        rows = unpack_rows([i["row"]["B"] for i in items], "SSObject")
+        if len(rows):
+            ids_ = np.asarray(rows["ssObjectId"], np.int64).tolist()
+            apply_observations(rows, observation_sets(self.client, self.table_name, ids_))
+        return rows
+
+    def record_ss_observations(self, dia_sources: Table) -> int:
+        """Count a CCD's solar-system DiaSources in their SSObjects (atomic, idempotent; see
+        :mod:`alertprod.apdb.ssobs`). Returns the number of SSObjects updated."""
+        return record_observations(self.client, self.table_name, dia_sources)
 
     def store_orbit_catalog(self, data: str | bytes) -> str:
         raw = data.encode() if isinstance(data, str) else bytes(data)

@@ -13,6 +13,7 @@ import numpy as np
 from astropy.table import Table
 
 from alertprod.apdb.codec import unpack_rows
+from alertprod.apdb.ssobs import apply_observations
 
 __all__ = ["EXPORT_TABLES", "export_tables", "write_export"]
 
@@ -33,6 +34,7 @@ def export_tables(items: Iterable[dict[str, Any]]) -> dict[str, Table]:
         ``DiaSource``, ``DiaForcedSource``, ``SSObject``; sorted by their ids.
     """
     last, versions, ends, sources, forced, ss = [], [], [], [], [], []
+    ss_obs: dict[int, list[str]] = {}
     for item in items:
         pk, sk = item["pk"]["S"], item["sk"]["S"]
         if pk.startswith("OBJ#"):
@@ -46,14 +48,16 @@ def export_tables(items: Iterable[dict[str, Any]]) -> dict[str, Table]:
                 if attr[1:].isdigit():
                     (sources if attr[0] == "s" else forced if attr[0] == "f" else []).append(
                         value["B"])
-        elif pk.startswith("SSOBJ#"):
+        elif pk.startswith("SSOBJ#") and sk == "ROW":
             ss.append(item["row"]["B"])
+        elif pk.startswith("SSOBJ#") and sk == "OBS":
+            ss_obs[int(pk[6:])] = list(item["obs"]["SS"])
     history = unpack_rows(versions, "DiaObject")
     history["validityEndMjdTai"] = np.asarray(ends, dtype=history["validityEndMjdTai"].dtype)
     out = {"DiaObject": unpack_rows(last, "DiaObject"), "DiaObjectHistory": history,
            "DiaSource": unpack_rows(sources, "DiaSource"),
            "DiaForcedSource": unpack_rows(forced, "DiaForcedSource"),
-           "SSObject": unpack_rows(ss, "SSObject")}
+           "SSObject": apply_observations(unpack_rows(ss, "SSObject"), ss_obs)}
     order = {"DiaObject": ["diaObjectId"], "DiaObjectHistory": ["diaObjectId", "validityStartMjdTai"],
              "DiaSource": ["diaSourceId"], "DiaForcedSource": ["diaForcedSourceId"],
              "SSObject": ["ssObjectId"]}

@@ -23,8 +23,8 @@ from astropy.table import Column, MaskedColumn, Table
 
 from alertprod.errors import CatalogError
 
-__all__ = ["TABLE_NAMES", "COLUMNS_JSON", "columns", "numpy_dtype", "empty_table", "conform",
-           "columns_from_apdb_yaml", "main"]
+__all__ = ["TABLE_NAMES", "COLUMNS_JSON", "EXTENSION_COLUMNS", "columns", "numpy_dtype", "empty_table",
+           "conform", "columns_from_apdb_yaml", "rubin_columns", "main"]
 
 #: The APDB tables this package stores.
 TABLE_NAMES: tuple[str, ...] = ("DiaObject", "DiaObjectLast", "DiaSource", "DiaForcedSource",
@@ -79,9 +79,28 @@ def columns_from_apdb_yaml(path: str | Path | None = None) -> dict[str, list[dic
     return {name: out[name] for name in TABLE_NAMES}
 
 
+#: alertprod's own columns, appended to Rubin's (docs/apdb.md, "Extension columns"). Exports
+#: keep them; :func:`rubin_columns` strips them for tools that expect apdb.yaml exactly.
+EXTENSION_COLUMNS: dict[str, list[dict[str, Any]]] = {
+    "DiaForcedSource": [
+        {"name": "isPrecovery", "datatype": "boolean", "unit": "", "nullable": True,
+         "description": "measured by daytime precovery on the image cache (not the nightly pipeline)"},
+    ],
+}
+
+
 @cache
 def _all_columns() -> dict[str, list[dict[str, Any]]]:
-    return json.loads(COLUMNS_JSON.read_text())
+    cols = json.loads(COLUMNS_JSON.read_text())
+    for name, extra in EXTENSION_COLUMNS.items():
+        cols[name] = cols[name] + [{k: v for k, v in c.items() if k != "description"} for c in extra]
+    return cols
+
+
+def rubin_columns(table: Table, name: str) -> Table:
+    """``table`` without alertprod's extension columns (exactly Rubin's ``apdb.yaml`` columns)."""
+    drop = [c["name"] for c in EXTENSION_COLUMNS.get(name, []) if c["name"] in table.colnames]
+    return table.copy() if not drop else table[[c for c in table.colnames if c not in drop]]
 
 
 def columns(name: str) -> list[dict[str, Any]]:

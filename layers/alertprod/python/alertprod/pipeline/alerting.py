@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from astropy.table import Table
 
-from alertprod.alerts import build_alert
+from alertprod.alerts import build_alerts
 from alertprod.formats import Exposure
 from alertprod.imaging.cutouts import cutout_fits
 from alertprod.pipeline.config import PipelineConfig
@@ -59,33 +59,28 @@ def build_ccd_alerts(sources: Table, versions: Table, history: Table, forced_his
     exposures : dict
         ``difference``, ``template``, ``science`` exposures (None where missing).
     """
-    by_obj = {int(i): k for k, i in enumerate(np.asarray(versions["diaObjectId"], np.int64))} \
-        if len(versions) else {}
-    hist = group_rows(history)
-    fhist = group_rows(forced_history)
-    empty: list = []
-    out: list[dict] = []
-    order = np.argsort(np.asarray(sources["diaSourceId"], np.int64))
-    for i in order:
-        row = sources[int(i)]
-        oid = int(row["diaObjectId"])
-        sid = int(row["ssObjectId"])
-        ra, dec = float(row["ra"]), float(row["dec"])
-        obj = versions[by_obj[oid]] if oid > 0 and oid in by_obj else None
-        ss = ss_rows.get(int(row["diaSourceId"]))
-        if ss is not None and sid in mpc_orbits:
-            ss = dict(ss, designation=mpc_orbits[sid]["designation"])
-        alert = build_alert(
-            row,
-            dia_object=obj,
-            prv_dia_sources=hist.get(oid, empty) if oid > 0 else empty,
-            prv_dia_forced_sources=fhist.get(oid, empty) if oid > 0 else empty,
-            ss_source=ss,
-            mpc_orbit=mpc_orbits.get(sid) if sid > 0 else None,
-            cutout_difference=_cutout(exposures.get("difference"), ra, dec, config.cutout_size_pix),
-            cutout_template=_cutout(exposures.get("template"), ra, dec, config.cutout_size_pix),
-            cutout_science=(_cutout(exposures.get("science"), ra, dec, config.cutout_size_pix)
-                            if config.include_science_cutout else None),
-        )
-        out.append(alert)
-    return out
+    order = np.argsort(np.asarray(sources["diaSourceId"], np.int64), kind="stable")
+    src = sources[order]
+    ra = np.asarray(src["ra"], float)
+    dec = np.asarray(src["dec"], float)
+    size = config.cutout_size_pix
+
+    def cutouts(kind: str) -> list[bytes | None]:
+        exp = exposures.get(kind)
+        return [_cutout(exp, r, d, size) for r, d in zip(ra, dec, strict=True)]
+
+    ss = {}
+    for sid_source, rec in ss_rows.items():
+        orbit = mpc_orbits.get(int(rec["ssObjectId"]))
+        ss[sid_source] = dict(rec, designation=orbit["designation"]) if orbit else rec
+    return build_alerts(
+        src,
+        dia_objects=versions if len(versions) else None,
+        prv_dia_sources=history if len(history) else {},
+        prv_dia_forced_sources=forced_history if len(forced_history) else {},
+        ss_sources=ss,
+        mpc_orbits=mpc_orbits,
+        cutouts_difference=cutouts("difference"),
+        cutouts_template=cutouts("template"),
+        cutouts_science=cutouts("science") if config.include_science_cutout else None,
+    )

@@ -37,7 +37,7 @@ from alertprod.orbits import OrbitCatalog, read_mpcorb
 from alertprod.pipeline import stages
 from alertprod.pipeline.alerting import build_ccd_alerts
 from alertprod.pipeline.config import PipelineConfig
-from alertprod.pipeline.solar_system import OrbitCache, ss_object_rows, ss_object_updates
+from alertprod.pipeline.solar_system import OrbitCache, ss_object_rows
 from alertprod.pipeline.staging import StagedPlan, load_alerts, load_plan, stage_plan
 from alertprod.pipeline.timing import StageTimer
 from alertprod.pixelization import pixels_covering
@@ -147,6 +147,8 @@ class NightlyPipeline:
                             plan = load_plan(self.archive, v, d)
                     with timer("store"):
                         self.apdb.store_ccd(plan.writes, lease=lease)
+                        # asteroid counters: atomic set additions, safe against concurrent CCDs
+                        self.apdb.record_ss_observations(plan.writes.dia_sources)
                     ledger.put_ccd_record(v, d, "stored")
             finally:
                 self.apdb.leases.release(lease)
@@ -229,7 +231,6 @@ class NightlyPipeline:
                                                   visit_time_mjd_tai=info.mjd_mid_tai)
         with timer("solar_system"):
             ss_rows = stages.ss_source_rows(sources, assoc, ephem, info)
-            ss_updates = ss_object_updates(self.apdb, sources, info.mjd_mid_tai)
             mpc = self.orbits.mpc_orbit_rows(np.asarray(sources["ssObjectId"], np.int64))
         with timer("alerts"):
             alerts = build_ccd_alerts(sources, versions, _before(history, info.mjd_mid_tai),
@@ -237,7 +238,7 @@ class NightlyPipeline:
                                       exposures, config=cfg)
         writes = CcdWrites(visit=info.visit, detector=info.detector, visit_time_mjd_tai=info.mjd_mid_tai,
                            dia_sources=sources, dia_forced_sources=forced, dia_objects=versions,
-                           ss_objects=ss_updates)
+                           ss_objects=None)
         n_new = int(np.sum(assoc.new_object))
         counts = {
             "diaSources": len(sources),

@@ -1,5 +1,7 @@
 """Solar-system bookkeeping of the nightly pipeline: the orbit catalog cache and SSObject rows.
 
+Observation counters of SSObjects are kept by :mod:`alertprod.apdb.ssobs` (atomic set additions).
+
 The orbit catalog lives in the Level 1 database (loaded from an MPCORB.DAT upload); a function
 container parses it once and re-reads it only when its version changes.
 """
@@ -11,7 +13,7 @@ from astropy.table import Table
 
 from alertprod.orbits import OrbitCatalog, read_mpcorb
 
-__all__ = ["OrbitCache", "ss_object_rows", "ss_object_updates"]
+__all__ = ["OrbitCache", "ss_object_rows"]
 
 _BANDS = "ugrizy"
 
@@ -82,33 +84,4 @@ def ss_object_rows(catalog: OrbitCatalog) -> Table:
     for b in _BANDS:
         t[f"{b}_nObs"] = np.zeros(n, np.int32)
         t[f"{b}_nObsUsed"] = np.zeros(n, np.int32)
-    return t
-
-
-def ss_object_updates(apdb, sources: Table, mjd_tai: float) -> Table | None:
-    """Updated SSObject rows for the asteroids observed on this CCD (seed step 3).
-
-    ``nObs``, ``{band}_nObs``, ``firstObservationMjdTai`` and ``arc`` advance by this visit.
-    """
-    sid = np.asarray(sources["ssObjectId"], np.int64)
-    seen = np.unique(sid[sid > 0])
-    if seen.size == 0:
-        return None
-    current = apdb.get_ss_objects(seen)
-    if len(current) == 0:
-        return None
-    band = str(sources["band"][0]) if len(sources) else "r"
-    t = Table(current, copy=True)
-    counts = {int(i): int(np.sum(sid == i)) for i in seen}
-    for k, oid in enumerate(np.asarray(t["ssObjectId"], np.int64)):
-        add = counts.get(int(oid), 0)
-        t["nObs"][k] = int(t["nObs"][k]) + add
-        col = f"{band}_nObs"
-        if col in t.colnames:
-            t[col][k] = int(t[col][k]) + add
-        first = float(t["firstObservationMjdTai"][k]) if "firstObservationMjdTai" in t.colnames else np.nan
-        if not np.isfinite(first) or mjd_tai < first:
-            first = mjd_tai
-        t["firstObservationMjdTai"][k] = first
-        t["arc"][k] = max(float(t["arc"][k]) if np.isfinite(t["arc"][k]) else 0.0, mjd_tai - first)
     return t

@@ -84,14 +84,14 @@ def plan_precovery(apdb, *, now_mjd_tai: float, night_days: float = 1.0,
         first = float(row["validityStartMjdTai"])
         found = apdb.find_exposures(ra, dec, now_mjd_tai - cache_days, first)
         for e in found:
-            if float(e["mjdTai"] if "mjdTai" in e.colnames else e["mjd"]) >= first - 1e-9:
+            if float(e["midpointMjdTai"]) >= first - 1e-9 or "difference" not in str(e["kinds"]):
                 continue
             key = (int(e["visit"]), int(e["detector"]))
             g = groups[key]
             g["ids"].append(oid)
             g["ra"].append(ra)
             g["dec"].append(dec)
-            meta[key] = (str(e["band"]), float(e["mjdTai"] if "mjdTai" in e.colnames else e["mjd"]))
+            meta[key] = (str(e["band"]), float(e["midpointMjdTai"]))
     units = []
     for key in sorted(groups):
         g = groups[key]

@@ -15,8 +15,13 @@ import numpy as np
 from astropy.time import Time
 
 from alertprod.errors import PrecoveryError
-from alertprod.precovery.daily import (CACHE_DAYS, PrecoveryPlan, finalize_objects, plan_precovery,
-                                       run_unit)
+from alertprod.precovery.daily import (
+    CACHE_DAYS,
+    PrecoveryPlan,
+    finalize_objects,
+    plan_precovery,
+    run_unit,
+)
 from alertprod.precovery.runs import complete_unit, run_objects, start_run, unit_key
 from alertprod.precovery.units import UNIT_SCHEMA, unit_from_message, unit_to_message
 

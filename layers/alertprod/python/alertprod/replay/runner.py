@@ -9,6 +9,7 @@ and the quarantine records are exported (docs/formats.md §6).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
         Longest wait for the functions to drain their queues after one visit.
     """
     t0 = time.perf_counter()
+    # the functions' structured logs would drown the progress bar; warnings and errors still show
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     visits, mpcorb = scan_survey_dir(survey_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ VERSION_EPSILON_DAYS = 1e-8
 
 _FORCED_COLUMNS = ("diaForcedSourceId", "diaObjectId", "ra", "dec", "visit", "detector", "psfFlux",
                    "psfFluxErr", "midpointMjdTai", "scienceFlux", "scienceFluxErr", "band",
-                   "timeProcessedMjdTai")
+                   "timeProcessedMjdTai", "isPrecovery")
 
 
 def now_mjd_tai() -> float:
@@ -152,6 +152,7 @@ def forced_measurements(objects: Table, detected_ids: np.ndarray, corners_radec:
         "scienceFluxErr": np.asarray(serr)[on].astype(float),
         "band": np.full(n, info.band, dtype="U1"),
         "timeProcessedMjdTai": np.full(n, processed_mjd_tai),
+        "isPrecovery": np.zeros(n, dtype=bool),
     })
 
 
@@ -159,7 +160,8 @@ def _empty_forced() -> Table:
     t = Table()
     for c in _FORCED_COLUMNS:
         t[c] = np.zeros(0, dtype=np.int64 if c in ("diaForcedSourceId", "diaObjectId", "visit") else
-                        (np.int16 if c == "detector" else ("U1" if c == "band" else float)))
+                        (np.int16 if c == "detector" else ("U1" if c == "band" else
+                                                           (bool if c == "isPrecovery" else float))))
     return t
 
 

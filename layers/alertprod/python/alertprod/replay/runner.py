@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,7 +57,8 @@ def _upload_visit(stack: EmbeddedStack, visit: VisitUpload) -> None:
 
 
 def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True,
-           timeout_s: float = 600.0, export: bool = True) -> ReplayResult:
+           timeout_s: float = 600.0, export: bool = True,
+           before_export: Callable[[EmbeddedStack], None] | None = None) -> ReplayResult:
     """Replay a survey directory through a fresh embedded stack and export the results.
 
     Parameters
@@ -69,6 +71,11 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
         Show a progress bar over visits.
     timeout_s : float
         Longest wait for the functions to drain their queues after one visit.
+    export : bool
+        Write the export (tables, alerts, quarantine records).
+    before_export : callable, optional
+        Called with the running stack after the last day's precovery, before the export
+        (tests use it to redeliver events or rerun functions on the final state).
     """
     t0 = time.perf_counter()
     # the functions' structured logs would drown the progress bar; warnings and errors still show
@@ -97,6 +104,8 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
         if visits:  # the day after the last night: its precovery too
             result.precovery_days += len(stack.advance_clock(to=stack.clock + timedelta(days=1)))
             stack.run_until_idle(timeout_s=timeout_s)
+        if before_export is not None:
+            before_export(stack)
         apdb = DynamoApdb(stack.clients.dynamodb, res.level1_table)
         if export:
             result.exported = export_all(stack, apdb, out)
@@ -164,7 +173,8 @@ def summarize(stack: EmbeddedStack, apdb: DynamoApdb, visits: list[VisitUpload],
         from astropy.table import Table
         ft = Table.read(fpath)
         if "isPrecovery" in ft.colnames:
-            precovery = int(np.sum(np.asarray(ft["isPrecovery"], bool)))
+            flag = ft["isPrecovery"]
+            precovery = int(np.sum(np.asarray(flag.filled(False) if hasattr(flag, "filled") else flag, bool)))
     return {
         "visits": len(visits),
         "ccds": sum(len(v.ccds) for v in visits),

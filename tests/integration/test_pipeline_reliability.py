@@ -100,8 +100,13 @@ def _check_region(tables, object_ids: set[int], expected_sources: set[int]):
         versions = hist[hid == oid]
         open_versions = np.sum(~np.isfinite(np.asarray(versions["validityEndMjdTai"], float)))
         assert open_versions == 1, f"object {oid} has {open_versions} open versions"
-        starts = np.sort(np.asarray(versions["validityStartMjdTai"], float))
+        order = np.argsort(np.asarray(versions["validityStartMjdTai"], float))
+        starts = np.asarray(versions["validityStartMjdTai"], float)[order]
+        ends = np.asarray(versions["validityEndMjdTai"], float)[order]
         assert len(np.unique(starts)) == len(starts), f"object {oid} has a duplicated version"
+        # the chain is contiguous and ordered: each version ends where the next one starts
+        np.testing.assert_array_equal(ends[:-1], starts[1:], err_msg=f"object {oid}: broken version chain")
+        assert np.all(ends[:-1] > starts[:-1])
     last = tables["DiaObject"]
     lid = np.asarray(last["diaObjectId"], np.int64)
     sid = np.asarray(src["diaObjectId"], np.int64)

@@ -184,7 +184,7 @@ def alert_attributes(alert: Mapping[str, Any]) -> dict[str, str | float]:
     obj = alert.get("diaObject")
     is_new = obj is not None and (obj.get("diaObjectId") == alert["diaSourceId"]
                                   or obj.get("nDiaSources") == 1)
-    is_ss = alert.get("ssSource") is not None or src.get("ssObjectId") is not None
+    is_ss = alert.get("ssSource") is not None or src.get("ssObjectId") not in (None, 0)
     attrs: dict[str, str | float] = {}
     if src.get("band"):
         attrs["band"] = str(src["band"])

@@ -134,7 +134,14 @@ def _plan_objects(table: str, writes: CcdWrites, tag: str) -> tuple[dict[int, _G
             raise CatalogError(f"writes.dia_objects: column {col!r} is required")
     t = float(writes.visit_time_mjd_tai)
     objs = objs.copy(copy_data=True)
-    objs["validityStartMjdTai"] = t
+    # Each version starts at its own validityStartMjdTai when given (the pipeline moves it past
+    # the version it replaces when CCDs commit out of time order), else at the visit time.
+    if "validityStartMjdTai" in objs.colnames:
+        starts = np.ma.filled(np.ma.asarray(objs["validityStartMjdTai"], dtype=float), np.nan)
+        starts = np.where(np.isfinite(starts), starts, t)
+    else:
+        starts = np.full(len(objs), t)
+    objs["validityStartMjdTai"] = starts
     if "validityEndMjdTai" in objs.colnames:
         objs.remove_column("validityEndMjdTai")
     rows = pack_rows(objs, "DiaObject")
@@ -145,9 +152,9 @@ def _plan_objects(table: str, writes: CcdWrites, tag: str) -> tuple[dict[int, _G
     pix = pixel_of(np.asarray(objs["ra"], float), np.asarray(objs["dec"], float))
     groups: dict[int, _Group] = {}
     meta: dict[int, dict] = {}
-    for oid, row, p, pv, ra, dec in zip(oids.tolist(), rows, np.asarray(pix).tolist(), prev,
-                                        np.asarray(objs["ra"], float),
-                                        np.asarray(objs["dec"], float), strict=True):
+    for oid, row, p, pv, ra, dec, t in zip(oids.tolist(), rows, np.asarray(pix).tolist(), prev,
+                                           np.asarray(objs["ra"], float),
+                                           np.asarray(objs["dec"], float), starts.tolist(), strict=True):
         g = _Group(oid)
         item = {**keys.obj_last(oid), "v": num(t), "ccd": {"S": tag}, "pix": num(int(p)),
                 "id": num(oid), "row": {"B": row}}
@@ -174,7 +181,7 @@ def _plan_objects(table: str, writes: CcdWrites, tag: str) -> tuple[dict[int, _G
             g.set_attr(keys.new_objects(day, oid % keys.NEW_OBJECT_SHARDS), keys.new_object_attr(oid),
                        pack_new_object(float(ra), float(dec), t))
         groups[oid] = g
-        meta[oid] = {"prev": float(pv), "pix": int(p)}
+        meta[oid] = {"prev": float(pv), "pix": int(p), "t": float(t)}
     return groups, meta
 
 
@@ -221,14 +228,14 @@ def _classify(client: Any, table: str, groups: dict[int, _Group], meta: dict, ta
                 raise ConflictError(f"writes: DiaObject {oid} has no stored version to replace")
             continue
         v, ccd = float(item["v"]["N"]), item["ccd"]["S"]
-        if v == t and ccd == tag:
+        if v == m["t"] and ccd == tag:
             done.add(oid)
         elif not np.isnan(m["prev"]) and v == m["prev"] and ccd != tag:
             old_pix[oid] = int(item["pix"]["N"])
         else:
             suspicious.append(oid)
     if suspicious:  # superseded after we committed (a retry), or a real conflict
-        found = batch_get(client, table, [keys.obj_version(o, t) for o in suspicious],
+        found = batch_get(client, table, [keys.obj_version(o, meta[o]["t"]) for o in suspicious],
                           projection="pk, #ccd", names={"#ccd": "ccd"})
         ours = {int(i["pk"]["S"][4:]) for i in found if i["ccd"]["S"] == tag}
         lost = sorted(set(suspicious) - ours)
@@ -302,7 +309,8 @@ def _already_done(reasons: list[dict], ops: list[dict], n_fence: int, tag: str,
         op = ops[i].get("Put")
         old = reason.get("Item") or {}
         if (op is None or op["Item"]["sk"]["S"] != "LAST" or "v" not in old
-                or float(old["v"]["N"]) != t or old.get("ccd", {}).get("S") != tag):
+                or float(old["v"]["N"]) != float(op["Item"]["v"]["N"])
+                or old.get("ccd", {}).get("S") != tag):
             return set()
         done.add(int(op["Item"]["id"]["N"]))
     return done

@@ -33,7 +33,7 @@ def summary_line(alert: Mapping[str, Any]) -> str:
     flags = []
     if obj is not None and (obj.get("diaObjectId") == alert["diaSourceId"] or obj.get("nDiaSources") == 1):
         flags.append("new")
-    if alert.get("ssSource") is not None or src.get("ssObjectId") is not None:
+    if alert.get("ssSource") is not None or src.get("ssObjectId") not in (None, 0):
         flags.append("ss")
     snr = src.get("snr")
     snr_text = f"{snr:8.1f}" if snr is not None and math.isfinite(snr) else f"{'-':>8}"

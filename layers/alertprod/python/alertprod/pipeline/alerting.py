@@ -10,7 +10,7 @@ band, midpoint) and in the cutout headers (WCS, exposure time).
 from __future__ import annotations
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import MaskedColumn, Table
 
 from alertprod.alerts import build_alerts
 from alertprod.formats import Exposure
@@ -60,7 +60,10 @@ def build_ccd_alerts(sources: Table, versions: Table, history: Table, forced_his
         ``difference``, ``template``, ``science`` exposures (None where missing).
     """
     order = np.argsort(np.asarray(sources["diaSourceId"], np.int64), kind="stable")
-    src = sources[order]
+    src = Table(sources[order], masked=False, copy=True)
+    for col in ("diaObjectId", "ssObjectId"):  # 0 means "none" in the database, null in an alert
+        ids = np.asarray(src[col], np.int64)
+        src[col] = MaskedColumn(ids, mask=ids == 0)
     ra = np.asarray(src["ra"], float)
     dec = np.asarray(src["dec"], float)
     size = config.cutout_size_pix

@@ -28,9 +28,6 @@ class PipelineConfig:
         Cutout side; None sizes it from the PSF and trail length.
     include_science_cutout : bool
         Add ``cutoutScience`` (the seed says alerts carry none by default).
-    publish_batch_size : int
-        Alerts published between two ledger progress marks (at most that many may be
-        re-sent after a crash; consumers deduplicate on ``alert_id``).
     sso_margin_arcsec : float
         Padding of the footprint when selecting predicted asteroid positions.
     """
@@ -42,5 +39,4 @@ class PipelineConfig:
     lease_wait_s: float = 120.0
     cutout_size_pix: int | None = None
     include_science_cutout: bool = False
-    publish_batch_size: int = 10
     sso_margin_arcsec: float = 60.0

@@ -9,7 +9,6 @@ and the quarantine records are exported (docs/formats.md §6).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -58,7 +57,8 @@ def _upload_visit(stack: EmbeddedStack, visit: VisitUpload) -> None:
 
 def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True,
            timeout_s: float = 600.0, export: bool = True,
-           before_export: Callable[[EmbeddedStack], None] | None = None) -> ReplayResult:
+           before_export: Callable[[EmbeddedStack], None] | None = None,
+           log_level: str = "WARNING") -> ReplayResult:
     """Replay a survey directory through a fresh embedded stack and export the results.
 
     Parameters
@@ -76,16 +76,18 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
     before_export : callable, optional
         Called with the running stack after the last day's precovery, before the export
         (tests use it to redeliver events or rerun functions on the final state).
+    log_level : str
+        Log level of the functions (the template's ``LogLevel`` parameter).
     """
     t0 = time.perf_counter()
-    # the functions' structured logs would drown the progress bar; warnings and errors still show
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     visits, mpcorb = scan_survey_dir(survey_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = ReplayResult(out)
     first = mjd_tai_to_datetime(visits[0].mjd_tai) if visits else datetime.now(UTC)
-    with EmbeddedStack(clock_start=first - timedelta(minutes=5)) as stack:
+    # the functions' structured INFO logs would drown the progress bar: warnings and errors show
+    with EmbeddedStack(clock_start=first - timedelta(minutes=5),
+                       parameter_overrides={"LogLevel": log_level}) as stack:
         res = stack.resources
         if mpcorb is not None:
             stack.clients.s3.put_object(Bucket=res.upload_bucket, Key=f"{MPCORB_PREFIX}mpcorb.dat",

@@ -47,8 +47,9 @@ def upload_factory():
         info = ExposureInfo(visit, detector, band, mjd, 30.0)
         cat = write_diasource_catalog(t, info, wcs, (nx, ny))
         if header:
-            from astropy.io import fits
             import io
+
+            from astropy.io import fits
             hdul = fits.open(io.BytesIO(cat))
             for k, v in header.items():
                 hdul[0].header[k] = v

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lsst.alert.packet import Schema
+
 from alertprod.alerts import build_alert, deserialize_alert, serialize_alert
 from alertprod.alerts.examples import example_alert
-from lsst.alert.packet import Schema
 
 pytestmark = pytest.mark.bench
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 import pytest
-from alertprod.association import associate, pair_scores, positions_from_table
 from astropy.coordinates import SkyCoord, search_around_sky
 from astropy.table import Table
+
+from alertprod.association import associate, pair_scores, positions_from_table
 
 N_SOURCES, N_OBJECTS, TRUE_FRACTION, SIDE_DEG, ERR_ARCSEC = 10_000, 1_000_000, 0.2, 2.0, 0.1
 RESULTS = Path(__file__).parent / "results" / "association.json"

@@ -13,8 +13,6 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 import pytest
-from alertprod.orbits import OrbitCatalog, predict_positions, predict_positions_many
-from alertprod.orbits.kepler import Elements, ecliptic_to_equatorial, elements_to_state
 from astropy.coordinates import (
     GCRS,
     ICRS,
@@ -23,6 +21,9 @@ from astropy.coordinates import (
     get_body_barycentric,
 )
 from astropy.time import Time
+
+from alertprod.orbits import OrbitCatalog, predict_positions, predict_positions_many
+from alertprod.orbits.kepler import Elements, ecliptic_to_equatorial, elements_to_state
 
 RUBIN = {"obs_lon_deg": -70.749417, "obs_lat_deg": -30.244639, "obs_height_m": 2663.0}
 N_OBJECTS = 100_000

@@ -13,7 +13,14 @@ import numpy as np
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from alertprod.formats import Exposure, ExposureInfo, diasource_key, image_key, write_diasource_catalog, write_exposure
+from alertprod.formats import (
+    Exposure,
+    ExposureInfo,
+    diasource_key,
+    image_key,
+    write_diasource_catalog,
+    write_exposure,
+)
 from alertprod.imaging.psf import add_point_sources, gaussian_psf
 
 SCALE_ARCSEC = 0.2

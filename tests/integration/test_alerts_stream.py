@@ -8,10 +8,11 @@ import socket
 import boto3
 import numpy as np
 import pytest
+from moto.server import ThreadedMotoServer
+
 from alertprod.alerts import AlertConsumer, AlertPublisher
 from alertprod.alerts.examples import example_alert
 from alertprod.aws import S3BlobStore, SnsTopic
-from moto.server import ThreadedMotoServer
 
 pytestmark = pytest.mark.integration
 

@@ -6,6 +6,7 @@ import argparse
 import json
 
 import pytest
+
 from alertprod.alerts import alert_container_bytes, serialize_alert
 from alertprod.alerts.examples import example_alert
 from alertprod.cli import alerts as alerts_cli

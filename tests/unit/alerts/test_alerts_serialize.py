@@ -7,6 +7,8 @@ import math
 
 import fastavro
 import pytest
+from lsst.alert.packet import Schema
+
 from alertprod.alerts import (
     SCHEMA_ID,
     alert_container_bytes,
@@ -19,7 +21,6 @@ from alertprod.alerts import (
 )
 from alertprod.alerts.examples import example_alert
 from alertprod.errors import AlertSchemaError
-from lsst.alert.packet import Schema
 
 pytestmark = pytest.mark.unit
 

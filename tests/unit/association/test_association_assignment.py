@@ -4,6 +4,8 @@ from itertools import permutations
 
 import numpy as np
 import pytest
+from astropy.table import Table
+
 from alertprod.association import (
     UNASSOCIATED_ID,
     assign_one_to_one,
@@ -15,7 +17,6 @@ from alertprod.association import (
 )
 from alertprod.association.geometry import unit_vectors
 from alertprod.errors import CatalogError
-from astropy.table import Table
 
 ARCSEC = 1.0 / 3600.0
 

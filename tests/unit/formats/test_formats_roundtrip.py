@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from alertprod.errors import ContractError
-from alertprod.formats import (Exposure, ExposureInfo, MaskBit, diasource_key, image_key,
-                               parse_key, read_exposure, write_exposure)
+from alertprod.formats import (
+    Exposure,
+    ExposureInfo,
+    MaskBit,
+    diasource_key,
+    image_key,
+    parse_key,
+    read_exposure,
+    write_exposure,
+)
 
 
 def test_keys_round_trip():

@@ -3,6 +3,16 @@
 import astropy.units as u
 import numpy as np
 import pytest
+from astropy.coordinates import (
+    EarthLocation,
+    SkyCoord,
+    get_body,
+    get_body_barycentric,
+    get_body_barycentric_posvel,
+    solar_system_ephemeris,
+)
+from astropy.time import Time
+
 from alertprod.orbits import (
     OrbitCatalog,
     StateVector,
@@ -20,15 +30,6 @@ from alertprod.orbits.kepler import (
     ecliptic_to_equatorial,
     equatorial_to_ecliptic,
 )
-from astropy.coordinates import (
-    EarthLocation,
-    SkyCoord,
-    get_body,
-    get_body_barycentric,
-    get_body_barycentric_posvel,
-    solar_system_ephemeris,
-)
-from astropy.time import Time
 
 RUBIN = {"obs_lon_deg": -70.749417, "obs_lat_deg": -30.244639, "obs_height_m": 2663.0}
 MAUNA_KEA = {"obs_lon_deg": -155.4681, "obs_lat_deg": 19.8206, "obs_height_m": 4205.0}

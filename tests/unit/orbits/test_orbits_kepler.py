@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from alertprod.errors import OrbitError
 from alertprod.orbits.kepler import (
     GM_SUN_AU3_PER_DAY2,

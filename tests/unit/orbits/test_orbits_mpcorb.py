@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from alertprod.errors import OrbitError
 from alertprod.ids import designation_from_ss_object_id, ss_object_id
 from alertprod.orbits import (

@@ -3,6 +3,8 @@
 import astropy.units as u
 import numpy as np
 import pytest
+from astropy.coordinates import SkyCoord
+
 from alertprod.errors import OrbitError
 from alertprod.orbits import (
     orbit_through,
@@ -12,7 +14,6 @@ from alertprod.orbits import (
     read_mpcorb,
     write_mpcorb,
 )
-from astropy.coordinates import SkyCoord
 
 RUBIN = {"obs_lon_deg": -70.749417, "obs_lat_deg": -30.244639, "obs_height_m": 2663.0}
 T0_TAI = 61000.3

@@ -23,7 +23,8 @@ class PipelineConfig:
     lease_ttl_s : float
         Lifetime of a sky-cell lease; a crashed holder's lease expires after it.
     lease_wait_s : float
-        How long to wait for cells held by a neighbouring CCD before failing (and retrying).
+        How long to wait for cells held by a neighbouring CCD before failing (and retrying
+        through the queue); below the function timeout (120 s), so the CCD fails on its own terms.
     cutout_size_pix : int or None
         Cutout side; None sizes it from the PSF and trail length.
     include_science_cutout : bool
@@ -36,7 +37,7 @@ class PipelineConfig:
     footprint_margin_arcsec: float = 20.0
     history_months: int = 12
     lease_ttl_s: float = 120.0
-    lease_wait_s: float = 120.0
+    lease_wait_s: float = 90.0
     cutout_size_pix: int | None = None
     include_science_cutout: bool = False
     sso_margin_arcsec: float = 60.0

@@ -22,10 +22,12 @@ from alertprod.alerts.publish import (
     AlertMarksLedger,
     AlertPublisher,
     MemoryPublishLedger,
+    PreparedAlert,
     PublishLedger,
     PublishStats,
     alert_attributes,
     archive_key,
+    prepare_alerts,
 )
 from alertprod.alerts.schema import SCHEMA_ID, SCHEMA_VERSION, parsed_schema
 from alertprod.alerts.serialize import (
@@ -39,6 +41,8 @@ from alertprod.alerts.serialize import (
 )
 
 __all__ = [
+    "PreparedAlert",
+    "prepare_alerts",
     "build_alerts",
     "SCHEMA_ID",
     "SCHEMA_VERSION",

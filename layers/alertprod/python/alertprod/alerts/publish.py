@@ -24,10 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, Protocol
 
 from alertprod.alerts.schema import SCHEMA_VERSION
-from alertprod.alerts.serialize import alert_container_bytes, serialize_alert
+from alertprod.alerts.serialize import container_from_packets, serialize_alert
 from alertprod.errors import AlertSchemaError, ConfigError
 
 __all__ = [
+    "PreparedAlert",
+    "prepare_alerts",
     "MAX_SNS_MESSAGE_BYTES",
     "MAX_SNS_BATCH_ENTRIES",
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -124,6 +126,33 @@ class AlertMarksLedger:
     def mark_published(self, alert_ids: Sequence[int]) -> None:
         if alert_ids:
             self.marks.mark_alerts(list(alert_ids), self.state)
+
+
+class PreparedAlert(NamedTuple):
+    """An alert serialised once, ready to archive and publish.
+
+    Attributes
+    ----------
+    alert_id : int
+        Its ``diaSourceId``.
+    archive_key : str
+        Where it is archived (:func:`archive_key`).
+    packet : bytes
+        The Confluent-framed Avro packet.
+    attributes : dict
+        Its SNS message attributes (:func:`alert_attributes`).
+    """
+
+    alert_id: int
+    archive_key: str
+    packet: bytes
+    attributes: dict[str, str | float]
+
+
+def prepare_alerts(alerts: Sequence[Mapping[str, Any]]) -> list[PreparedAlert]:
+    """Serialise alerts once (packet, archive key, attributes), for staging and publishing."""
+    return [PreparedAlert(int(a["diaSourceId"]), archive_key(a), serialize_alert(a), alert_attributes(a))
+            for a in alerts]
 
 
 class PublishStats(NamedTuple):
@@ -249,14 +278,13 @@ class AlertPublisher:
         self.ledger = ledger
         self.max_workers = max_workers
 
-    def _prepare(self, alert: Mapping[str, Any]) -> tuple[int, str, dict[str, Any], int, bool]:
+    def _prepare(self, prepared: PreparedAlert) -> tuple[int, str, dict[str, Any], int, bool]:
         """Archive one alert and build its message: (id, body, attributes, packet bytes, claim-checked)."""
-        alert_id = int(alert["diaSourceId"])
-        packet = serialize_alert(alert)
-        key = archive_key(alert)
-        self.archive.put(key, alert_container_bytes([alert]), content_type="avro/binary",
+        alert_id, key, packet = prepared.alert_id, prepared.archive_key, prepared.packet
+        # the archived container wraps the very bytes that are published: encoded once
+        self.archive.put(key, container_from_packets([packet]), content_type="avro/binary",
                          metadata={"schema-version": SCHEMA_VERSION, "alert-id": str(alert_id)})
-        attributes = alert_attributes(alert)
+        attributes = dict(prepared.attributes)
         body = base64.b64encode(packet).decode("ascii")
         claim = message_size(body, attributes) > self.max_message_bytes
         if claim:
@@ -285,9 +313,13 @@ class AlertPublisher:
             When the archive or the topic fails; alerts of earlier successful batches stay
             marked in the ledger, so a retry sends only the rest.
         """
-        done = set() if self.ledger is None else self.ledger.published([int(a["diaSourceId"]) for a in alerts])
-        todo = [a for a in alerts if int(a["diaSourceId"]) not in done]
-        skipped = len(alerts) - len(todo)
+        return self.publish_prepared(prepare_alerts(alerts))
+
+    def publish_prepared(self, prepared: Sequence[PreparedAlert]) -> PublishStats:
+        """:meth:`publish` for alerts already serialised by :func:`prepare_alerts`."""
+        done = set() if self.ledger is None else self.ledger.published([p.alert_id for p in prepared])
+        todo = [p for p in prepared if p.alert_id not in done]
+        skipped = len(prepared) - len(todo)
         if self.max_workers > 1 and len(todo) > 1:
             with ThreadPoolExecutor(max_workers=min(self.max_workers, len(todo))) as pool:
                 prepared = list(pool.map(self._prepare, todo))

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
-from alertprod.alerts import AlertMarksLedger, AlertPublisher
+from alertprod.alerts import AlertMarksLedger, AlertPublisher, prepare_alerts
 from alertprod.apdb.dynamodb import DynamoApdb
 from alertprod.apdb.interface import CcdWrites
 from alertprod.apdb.leases import cells_for_footprint
@@ -161,7 +161,7 @@ class NightlyPipeline:
             alerts = plan.alerts
         if self.publisher is not None:
             with timer("publish"):
-                stats = self.publisher.publish(alerts)
+                stats = self.publisher.publish_prepared(alerts)
             result.counts["alertsPublished"] = stats.published + stats.skipped
             result.counts["alertsClaimChecked"] = stats.claim_checked
             result.counts["alertPacketBytes"] = stats.packet_bytes
@@ -233,9 +233,11 @@ class NightlyPipeline:
             ss_rows = stages.ss_source_rows(sources, assoc, ephem, info)
             mpc = self.orbits.mpc_orbit_rows(np.asarray(sources["ssObjectId"], np.int64))
         with timer("alerts"):
-            alerts = build_ccd_alerts(sources, versions, _before(history, info.mjd_mid_tai),
+            records = build_ccd_alerts(sources, versions, _before(history, info.mjd_mid_tai),
                                       _before(forced_history, info.mjd_mid_tai), ss_rows, mpc,
                                       exposures, config=cfg)
+        with timer("serialize"):
+            alerts = prepare_alerts(records)
         writes = CcdWrites(visit=info.visit, detector=info.detector, visit_time_mjd_tai=info.mjd_mid_tai,
                            dia_sources=sources, dia_forced_sources=forced, dia_objects=versions,
                            ss_objects=None)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from astropy.io import fits
 from astropy.table import Table
 
-from alertprod.alerts.serialize import read_alert_container, write_alert_container
+from alertprod.alerts.publish import PreparedAlert, prepare_alerts
+from alertprod.alerts.serialize import container_from_packets, read_alert_container
 from alertprod.apdb.interface import CcdWrites
 
 __all__ = ["StagedPlan", "stage_plan", "load_plan", "plan_key", "alerts_key"]
@@ -38,7 +39,7 @@ class StagedPlan:
     """What one CCD will write and publish."""
 
     writes: CcdWrites
-    alerts: list[dict]
+    alerts: list[PreparedAlert]
 
 
 def _table_bytes(writes: CcdWrites) -> bytes:
@@ -57,15 +58,15 @@ def _table_bytes(writes: CcdWrites) -> bytes:
 def stage_plan(store, plan: StagedPlan) -> None:
     """Write a CCD's plan (alerts first, then the writes: a plan is complete once its writes exist)."""
     w = plan.writes
-    buf = io.BytesIO()
-    write_alert_container(plan.alerts, buf, codec="null")  # cutouts dominate and do not deflate
-    store.put(alerts_key(w.visit, w.detector), buf.getvalue(), content_type="avro/binary")
+    # the packets as they will be published, in one container (no re-encoding)
+    store.put(alerts_key(w.visit, w.detector), container_from_packets(p.packet for p in plan.alerts),
+              content_type="avro/binary")
     store.put(plan_key(w.visit, w.detector), _table_bytes(w), content_type="application/fits")
 
 
-def load_alerts(store, visit: int, detector: int) -> list[dict]:
-    """The staged alerts of a CCD."""
-    return list(read_alert_container(io.BytesIO(store.get(alerts_key(visit, detector)))))
+def load_alerts(store, visit: int, detector: int) -> list[PreparedAlert]:
+    """The staged alerts of a CCD, ready to publish."""
+    return prepare_alerts(list(read_alert_container(io.BytesIO(store.get(alerts_key(visit, detector))))))
 
 
 def load_plan(store, visit: int, detector: int) -> StagedPlan:

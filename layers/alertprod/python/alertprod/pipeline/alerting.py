@@ -14,7 +14,7 @@ from astropy.table import MaskedColumn, Table
 
 from alertprod.alerts import build_alerts
 from alertprod.formats import Exposure
-from alertprod.imaging.cutouts import cutout_fits
+from alertprod.imaging.cutouts import cutout_fits, cutouts_fits
 from alertprod.pipeline.config import PipelineConfig
 
 __all__ = ["build_ccd_alerts", "group_rows"]
@@ -70,7 +70,12 @@ def build_ccd_alerts(sources: Table, versions: Table, history: Table, forced_his
 
     def cutouts(kind: str) -> list[bytes | None]:
         exp = exposures.get(kind)
-        return [_cutout(exp, r, d, size) for r, d in zip(ra, dec, strict=True)]
+        if exp is None or len(ra) == 0:
+            return [None] * len(ra)
+        try:
+            return list(cutouts_fits(exp, ra, dec, size_pix=size))
+        except Exception:  # one unusable position: make them one by one, null where impossible
+            return [_cutout(exp, r, d, size) for r, d in zip(ra, dec, strict=True)]
 
     ss = {}
     for sid_source, rec in ss_rows.items():

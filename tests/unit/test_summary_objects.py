@@ -4,11 +4,12 @@ import warnings
 
 import numpy as np
 import pytest
-from alertprod.errors import CatalogError
-from alertprod.summary import BANDS, summarize_objects
 from astropy.stats import median_absolute_deviation
 from astropy.table import Table
 from scipy.stats import skew
+
+from alertprod.errors import CatalogError
+from alertprod.summary import BANDS, summarize_objects
 
 
 def _reference_stetson_mean(values, errors, mean, alpha=2.0, beta=2.0, n_iter=20, tol=1e-6):

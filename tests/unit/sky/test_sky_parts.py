@@ -11,7 +11,7 @@ from astropy.table import Table
 from alertprod.errors import ConfigError
 from alertprod.formats import MaskBit
 from alertprod.sky import get_preset
-from alertprod.sky.bogus import saturate
+from alertprod.sky.bogus import ArtifactList, add_cosmic_rays, saturate
 from alertprod.sky.focal_plane import FocalPlane, Pointing
 from alertprod.sky.proper_motion import earth_barycentric_au, hpm_positions
 from alertprod.sky.transients import transient_flux
@@ -19,7 +19,7 @@ from alertprod.sky.variables import make_variables, variable_flux, variable_temp
 
 
 def test_locate_inverts_every_ccd_wcs_and_gaps_belong_to_no_ccd():
-    cfg = get_preset("night")
+    cfg = get_preset("night", n_ccd_x=3, n_ccd_y=3)
     fp = FocalPlane(cfg)
     p = Pointing(10.0, 4.0, 0.7)
     rng = np.random.default_rng(1)
@@ -97,3 +97,23 @@ def test_bad_preset_and_config_values_are_refused():
         get_preset("huge")
     with pytest.raises(ConfigError, match="ccd_nx_pix"):
         get_preset("tiny", ccd_nx_pix=16)
+
+
+@pytest.mark.parametrize("masked_fraction", [0.0, 1.0])
+def test_found_cosmic_rays_are_interpolated_and_the_rest_left_as_residuals(masked_fraction):
+    image = np.zeros((64, 64))
+    mask = np.zeros(image.shape, dtype=np.int32)
+    artifacts = ArtifactList()
+    hits = add_cosmic_rays(image, mask, np.random.default_rng(5), 6.0, artifacts,
+                           masked_fraction=masked_fraction)
+    assert len(hits) > 0
+    hit = np.zeros(image.shape, bool)
+    for ys, xs, values, _ in hits:
+        hit[ys, xs] = True
+        assert np.all(values >= 500.0)  # the snap difference still sees every ray
+    flagged = (mask & (MaskBit.CR | MaskBit.INTRP)) == (MaskBit.CR | MaskBit.INTRP)
+    if masked_fraction == 1.0:  # found: flagged, and the pixels hold no ray
+        assert np.array_equal(flagged, hit) and not image.any() and len(artifacts) == 0
+    else:  # missed: in the image, unflagged, recorded as bogus
+        assert not mask.any() and np.array_equal(image > 0, hit)
+        assert len(artifacts) == len(hits) and set(artifacts.kind) == {"cr_residual"}

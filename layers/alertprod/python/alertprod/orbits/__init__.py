@@ -10,6 +10,7 @@
 See docs/solar-system.md for frames, time scales and accuracy.
 """
 
+import alertprod._astropy_config  # noqa: F401  (offline IERS tables, before any astropy time use)
 from alertprod.orbits.catalog import OrbitCatalog
 from alertprod.orbits.designations import (
     pack_designation,

@@ -14,6 +14,7 @@
 See docs/simulator.md.
 """
 
+import alertprod._astropy_config  # noqa: F401  (offline IERS tables)
 from alertprod.sky.presets import PRESETS, SurveyConfig, get_preset
 from alertprod.sky.truth import Truth, load_truth
 from alertprod.sky.writer import SurveySummary, simulate_survey

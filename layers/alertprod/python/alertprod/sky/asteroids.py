@@ -108,21 +108,22 @@ def asteroid_ephemerides(population: AsteroidPopulation, mjd_tai: np.ndarray,
         ``ra``, ``dec`` (deg, at the midpoint), ``ra_rate``, ``dec_rate`` (deg/day, dRA·cosδ/dt),
         ``flux`` (nJy in the visit's band).
     """
-    from alertprod.orbits import predict_positions
+    from alertprod.orbits import predict_positions_many
 
     n_ast = len(population.truth)
-    out = {k: np.zeros((len(mjd_tai), n_ast)) for k in ("ra", "dec", "ra_rate", "dec_rate", "flux")}
+    mjd = np.asarray(mjd_tai, dtype=float)
+    out = {k: np.zeros((len(mjd), n_ast)) for k in ("ra", "dec", "ra_rate", "dec_rate", "flux")}
     if n_ast == 0:
         return out
-    slopes = population.truth
-    for j, (mjd, b) in enumerate(zip(mjd_tai, band, strict=True)):
-        eph = predict_positions(population.orbits, float(mjd), obs_lon_deg=RUBIN_SITE[0],
-                                obs_lat_deg=RUBIN_SITE[1], obs_height_m=RUBIN_SITE[2])
-        out["ra"][j] = np.asarray(eph.ra_deg) % 360.0
-        out["dec"][j] = eph.dec_deg
-        out["ra_rate"][j] = eph.ra_rate_deg_per_day
-        out["dec_rate"][j] = eph.dec_rate_deg_per_day
-        # flux in band b: V -> r, then the SED colour of the truth table
-        ratio = np.asarray(slopes[f"flux_{b}"]) / np.asarray(slopes["flux_r"])
-        out["flux"][j] = mag_to_njy(np.asarray(eph.v_mag) + R_MINUS_V) * ratio
+    # one call for all visits: the observer's states are computed once, vectorised over epochs
+    eph = predict_positions_many(population.orbits, mjd, obs_lon_deg=RUBIN_SITE[0],
+                                 obs_lat_deg=RUBIN_SITE[1], obs_height_m=RUBIN_SITE[2])
+    out["ra"] = np.asarray(eph.ra_deg, dtype=float) % 360.0
+    out["dec"] = np.asarray(eph.dec_deg, dtype=float)
+    out["ra_rate"] = np.asarray(eph.ra_rate_deg_per_day, dtype=float)
+    out["dec_rate"] = np.asarray(eph.dec_rate_deg_per_day, dtype=float)
+    # flux in each visit's band: V -> r, then the SED colour of the truth table
+    fluxes = {b: np.asarray(population.truth[f"flux_{b}"]) for b in set(np.asarray(band).tolist())}
+    ratio = np.array([fluxes[b] / np.asarray(population.truth["flux_r"]) for b in np.asarray(band)])
+    out["flux"] = mag_to_njy(np.asarray(eph.v_mag, dtype=float) + R_MINUS_V) * ratio
     return out

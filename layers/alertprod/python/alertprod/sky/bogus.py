@@ -2,7 +2,7 @@
 
 These are what real difference images are full of. Bad columns, saturated pixels (with their
 bleed trails along columns) and most cosmic rays are flagged in the ``MASK`` plane, as an
-instrument-signature-removal step would flag them; a fraction of cosmic rays, hot pixels and
+instrument-signature-removal step would flag (and, for cosmic rays, interpolate) them; a fraction of cosmic rays, hot pixels and
 "edge junk" near the CCD border are left unflagged and become bogus detections. Every unflagged
 artifact is recorded (``kind``, ``x``, ``y``) so the truth can label the detections it causes.
 Dipoles from misalignment are made in :mod:`alertprod.sky.render` (a star slightly displaced
@@ -58,7 +58,8 @@ def add_cosmic_rays(image: np.ndarray, mask: np.ndarray, rng: np.random.Generato
                     artifacts: ArtifactList, *, masked_fraction: float = 0.8) -> list[tuple]:
     """Add cosmic-ray tracks (1-6 pixel long, 500-5000 nJy per pixel) in place.
 
-    A fraction ``masked_fraction`` is flagged ``CR``; the rest are recorded as ``cr_residual``.
+    A fraction ``masked_fraction`` is flagged ``CR`` and ``INTRP`` and interpolated over (left
+    out of ``image``); the rest are added and recorded as ``cr_residual``.
 
     Returns
     -------
@@ -76,10 +77,13 @@ def add_cosmic_rays(image: np.ndarray, mask: np.ndarray, rng: np.random.Generato
         xs = np.clip(np.rint(x0 + steps * np.cos(angle)).astype(int), 0, nx - 1)
         ys = np.clip(np.rint(y0 + steps * np.sin(angle)).astype(int), 0, ny - 1)
         values = rng.uniform(500.0, 5000.0, length)
-        image[ys, xs] += values
         if rng.uniform() < masked_fraction:
-            mask[ys, xs] |= int(MaskBit.CR)
+            # found and interpolated over, as instrument-signature removal does: the pixels keep
+            # their value without the ray (CR | INTRP) — left in, the subtraction kernel would
+            # smear them onto unmasked neighbours and make bogus sources
+            mask[ys, xs] |= int(MaskBit.CR | MaskBit.INTRP)
         else:
+            image[ys, xs] += values
             artifacts.add("cr_residual", xs.mean(), ys.mean())
         hits.append((ys, xs, values, int(rng.integers(0, 2))))
     return hits
@@ -128,11 +132,12 @@ def saturate(image: np.ndarray, mask: np.ndarray, saturation_njy: float, *,
     if not sat.any():
         return 0
     labels, n = ndimage.label(sat)
-    excess = ndimage.sum(image - saturation_njy, labels, index=np.arange(1, n + 1))
     ny = image.shape[0]
     for k, sl in enumerate(ndimage.find_objects(labels)):
+        # the region's excess charge, summed over its bounding box only (not the whole image)
+        excess = float(np.sum(image[sl][labels[sl] == k + 1] - saturation_njy))
         xc = (sl[1].start + sl[1].stop - 1) // 2
-        length = int(min(max_bleed_pix, excess[k] / saturation_njy / 2.0))
+        length = int(min(max_bleed_pix, excess / saturation_njy / 2.0))
         y_lo, y_hi = max(0, sl[0].start - length), min(ny, sl[0].stop + length)
         sat[y_lo:y_hi, xc] = True
     image[sat] = saturation_njy

@@ -83,10 +83,15 @@ class SurveyConfig:
         Width of the ``EDGE``-masked border.
     n_stars, n_galaxies, n_variables, n_transients, n_hpm_stars, n_asteroids, n_fast_asteroids : int
         Object counts over the whole field.
+    bright_star_fraction : float
+        Fraction of the stars drawn bright (r 13.5-16: they saturate, bleed, and leave residuals).
     n_bad_columns : int
         Bad columns per CCD.
     cosmic_rays_per_ccd : float
-        Mean cosmic-ray hits per CCD-visit (most are masked ``CR``, some are left as residuals).
+        Mean cosmic-ray hits per CCD-visit.
+    cr_masked_fraction : float
+        Fraction of cosmic rays found, masked ``CR`` and interpolated over; the rest are left as
+        unflagged residuals (bogus sources).
     hot_pixels_per_ccd, edge_junk_per_ccd, dipoles_per_ccd : float
         Mean numbers of unmasked bogus artifacts per CCD-visit.
     snapdiff_fraction : float
@@ -129,8 +134,10 @@ class SurveyConfig:
     n_hpm_stars: int = 2
     n_asteroids: int = 2
     n_fast_asteroids: int = 0
+    bright_star_fraction: float = 0.05
     n_bad_columns: int = 1
     cosmic_rays_per_ccd: float = 3.0
+    cr_masked_fraction: float = 0.8
     hot_pixels_per_ccd: float = 0.5
     edge_junk_per_ccd: float = 0.3
     dipoles_per_ccd: float = 0.3
@@ -149,8 +156,9 @@ class SurveyConfig:
             raise ConfigError("SurveyConfig.ccd_nx_pix/ccd_ny_pix must be at least 64 pixels")
         if not 0 < self.seeing_min_arcsec <= self.seeing_max_arcsec:
             raise ConfigError("SurveyConfig.seeing_min_arcsec must be positive and <= seeing_max_arcsec")
-        if not 0.0 <= self.snapdiff_fraction <= 1.0:
-            raise ConfigError("SurveyConfig.snapdiff_fraction must lie in [0, 1]")
+        for name in ("snapdiff_fraction", "bright_star_fraction", "cr_masked_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"SurveyConfig.{name} must lie in [0, 1], got {getattr(self, name)!r}")
         if self.n_ccd_x * self.n_ccd_y > 999:
             raise ConfigError("SurveyConfig: at most 999 detectors")
 
@@ -170,23 +178,24 @@ class SurveyConfig:
 
 
 PRESETS: dict[str, SurveyConfig] = {
-    # the test suite's survey: seconds to generate
-    "tiny": SurveyConfig(name="tiny", n_nights=2, n_workers=2),
-    # the demo: one field of 3x3 CCDs over two nights
+    # the test suite's survey: 48 CCD-visits of 256 x 256 over three nights, seconds to generate
+    "tiny": SurveyConfig(name="tiny", n_nights=3, n_workers=2),
+    # the demo: 2 x 2 CCDs of 1024 x 1024, two nights of 6 visits (48 CCD-visits, which the
+    # embedded AWS stack replays in a minute or two)
     "night": SurveyConfig(
-        name="night", n_ccd_x=3, n_ccd_y=3, ccd_nx_pix=1024, ccd_ny_pix=1024, gap_pix=60,
-        n_nights=2, visits_per_night=8, dither_pix=150.0, n_stars=900, n_galaxies=400,
-        n_variables=60, n_transients=60, n_hpm_stars=15, n_asteroids=30, n_fast_asteroids=4,
-        n_bad_columns=2, cosmic_rays_per_ccd=25.0, hot_pixels_per_ccd=3.0, edge_junk_per_ccd=1.0,
-        dipoles_per_ccd=1.5, n_workers=2,
+        name="night", n_ccd_x=2, n_ccd_y=2, ccd_nx_pix=1024, ccd_ny_pix=1024, gap_pix=60,
+        n_nights=2, visits_per_night=6, dither_pix=150.0, n_stars=400, n_galaxies=180,
+        n_variables=30, n_transients=40, n_hpm_stars=8, n_asteroids=24, n_fast_asteroids=3,
+        bright_star_fraction=0.01, n_bad_columns=2, cosmic_rays_per_ccd=20.0, cr_masked_fraction=0.93,
+        hot_pixels_per_ccd=1.0, edge_junk_per_ccd=0.5, dipoles_per_ccd=0.8, n_workers=2,
     ),
     # four full LSST CCDs, a few visits: for benchmarks
     "lsst-ccd": SurveyConfig(
         name="lsst-ccd", n_ccd_x=2, n_ccd_y=2, ccd_nx_pix=4096, ccd_ny_pix=4096, gap_pix=100,
         n_nights=1, visits_per_night=3, dither_pix=300.0, n_stars=4000, n_galaxies=2000,
         n_variables=100, n_transients=100, n_hpm_stars=20, n_asteroids=20, n_fast_asteroids=3,
-        n_bad_columns=3, cosmic_rays_per_ccd=200.0, hot_pixels_per_ccd=10.0, edge_junk_per_ccd=3.0,
-        dipoles_per_ccd=5.0, n_workers=2,
+        bright_star_fraction=0.02, n_bad_columns=3, cosmic_rays_per_ccd=200.0, cr_masked_fraction=0.9,
+        hot_pixels_per_ccd=5.0, edge_junk_per_ccd=2.0, dipoles_per_ccd=5.0, n_workers=2,
     ),
 }
 

@@ -1,8 +1,8 @@
 """Rendering one CCD-visit: the science image, its deep template, and the snap difference.
 
 Point sources are added with :func:`alertprod.imaging.psf.add_point_sources` (the PSF shifted to
-each sub-pixel position), galaxies are Sérsic profiles sampled on the pixel grid and convolved
-with the PSF (:func:`scipy.signal.oaconvolve`). The science image is the scene through the
+each sub-pixel position), galaxies are Sérsic profiles sampled on the pixel grid, each stamp
+convolved with the PSF (:func:`scipy.signal.fftconvolve`). The science image is the scene through the
 visit's Moffat PSF plus Gaussian noise of the sky and of the sources' photons, then cosmic rays,
 hot pixels, edge junk, saturation with bleed trails, bad columns and the edge mask. The template
 is the static scene on the same pixel grid (as Rubin's warped templates are uploaded) through its
@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from astropy.modeling.models import Sersic2D
 from astropy.wcs import WCS
-from scipy.signal import oaconvolve
+from scipy.signal import fftconvolve
 
 from alertprod.formats import Exposure, ExposureInfo, MaskBit
 from alertprod.imaging.psf import add_point_sources, moffat_psf
@@ -31,8 +31,8 @@ from alertprod.sky.bogus import (
     saturate,
 )
 
-__all__ = ["PointSources", "Galaxies", "Scene", "CcdConditions", "RenderedCcd", "render_ccd",
-           "render_galaxies", "make_psf"]
+__all__ = ["PointSources", "Galaxies", "GalaxyStamp", "Scene", "CcdConditions", "RenderedCcd",
+           "render_ccd", "galaxy_stamps", "add_galaxies", "make_psf"]
 
 
 class PointSources(NamedTuple):
@@ -106,6 +106,7 @@ class CcdConditions(NamedTuple):
     edge_pix: int
     bad_columns: np.ndarray
     cosmic_rays: float  #: mean number of cosmic rays
+    cr_masked_fraction: float  #: fraction of them masked and interpolated over
     hot_pixels: float
     edge_junk: float
     template_gap: bool  #: template lacks a strip (NO_DATA)
@@ -126,38 +127,60 @@ def make_psf(fwhm_pix: float) -> np.ndarray:
     return moffat_psf(float(fwhm_pix), beta=3.5)
 
 
-def render_galaxies(shape: tuple[int, int], galaxies: Galaxies) -> np.ndarray:
-    """Intrinsic (not PSF-convolved) galaxy image, nJy per pixel, shape ``shape``.
+class GalaxyStamp(NamedTuple):
+    """A galaxy's intrinsic (not PSF-convolved) image, nJy per pixel, and where it lies.
+
+    ``stamp[i, j]`` is image pixel ``(y0 + i, x0 + j)``; the stamp may extend past the image.
+    """
+
+    y0: int
+    x0: int
+    stamp: np.ndarray
+
+
+def galaxy_stamps(galaxies: Galaxies) -> list[GalaxyStamp]:
+    """Intrinsic Sérsic stamps of the galaxies.
 
     Each profile is sampled at pixel centres on a stamp of ±6 half-light radii (at least ±5,
-    at most ±60 pixels) and scaled so that the stamp holds the galaxy's flux.
+    at most ±60 pixels) and scaled so that the stamp holds the galaxy's flux. The profile is
+    :meth:`astropy.modeling.models.Sersic2D.evaluate` (called directly: building one model
+    object per galaxy and CCD-visit costs more than evaluating it).
     """
-    ny, nx = shape
-    out = np.zeros(shape)
+    out = []
     for k in range(len(galaxies.x)):
         x0, y0 = float(galaxies.x[k]), float(galaxies.y[k])
         half = int(np.clip(np.ceil(6 * galaxies.r_eff_pix[k]), 5, 60))
         ix, iy = int(np.rint(x0)), int(np.rint(y0))
-        x_lo, x_hi = max(ix - half, 0), min(ix + half + 1, nx)
-        y_lo, y_hi = max(iy - half, 0), min(iy + half + 1, ny)
-        if x_lo >= x_hi or y_lo >= y_hi:
-            continue
         yy, xx = np.mgrid[iy - half:iy + half + 1, ix - half:ix + half + 1]
-        model = Sersic2D(amplitude=1.0, r_eff=float(galaxies.r_eff_pix[k]), n=float(galaxies.sersic_n[k]),
-                         x_0=x0, y_0=y0, ellip=float(galaxies.ellip[k]),
-                         theta=np.deg2rad(float(galaxies.theta_deg[k])))
-        stamp = model(xx, yy)
+        stamp = Sersic2D.evaluate(xx, yy, 1.0, float(galaxies.r_eff_pix[k]), float(galaxies.sersic_n[k]),
+                                  x0, y0, float(galaxies.ellip[k]), np.deg2rad(float(galaxies.theta_deg[k])))
         stamp *= galaxies.flux[k] / stamp.sum()
-        out[y_lo:y_hi, x_lo:x_hi] += stamp[y_lo - (iy - half):y_hi - (iy - half),
-                                           x_lo - (ix - half):x_hi - (ix - half)]
+        out.append(GalaxyStamp(iy - half, ix - half, stamp))
     return out
 
 
-def _scene_image(shape, psf, points: PointSources, galaxy_image: np.ndarray | None) -> np.ndarray:
-    if galaxy_image is not None:
-        image = oaconvolve(galaxy_image, psf, mode="same")
-    else:
-        image = np.zeros(shape)
+def add_galaxies(image: np.ndarray, psf: np.ndarray, stamps: list[GalaxyStamp]) -> np.ndarray:
+    """Add PSF-convolved galaxy stamps into ``image`` in place (parts off the image are dropped).
+
+    Each stamp is convolved on its own (:func:`scipy.signal.fftconvolve`, full output), which
+    for tens of galaxies costs far less than convolving the whole CCD; light from galaxies just
+    off the CCD spills onto it as it should.
+    """
+    ny, nx = image.shape
+    h = psf.shape[0] // 2
+    for g in stamps:
+        conv = fftconvolve(g.stamp, psf, mode="full")
+        y_lo, x_lo = g.y0 - h, g.x0 - h
+        ys, xs = max(y_lo, 0), max(x_lo, 0)
+        ye, xe = min(y_lo + conv.shape[0], ny), min(x_lo + conv.shape[1], nx)
+        if ys < ye and xs < xe:
+            image[ys:ye, xs:xe] += conv[ys - y_lo:ye - y_lo, xs - x_lo:xe - x_lo]
+    return image
+
+
+def _scene_image(shape, psf, points: PointSources, galaxies: list[GalaxyStamp]) -> np.ndarray:
+    image = np.zeros(shape)
+    add_galaxies(image, psf, galaxies)
     if len(points.x):
         add_point_sources(image, psf, points.x, points.y, points.flux)
     return image
@@ -184,16 +207,17 @@ def render_ccd(scene: Scene, cond: CcdConditions, wcs: WCS, info: ExposureInfo,
     artifacts = ArtifactList()
     psf_s = make_psf(cond.seeing_fwhm_pix)
     psf_t = make_psf(cond.template_fwhm_pix)
-    gal = render_galaxies(shape, scene.galaxies) if len(scene.galaxies.x) else None
+    gal = galaxy_stamps(scene.galaxies)
     edges = edge_mask(shape, cond.edge_pix)
     g = cond.njy_per_electron
 
     # --- science
     model = _scene_image(shape, psf_s, scene.science, gal)
     variance = cond.sky_sigma_njy**2 + np.clip(model, 0, None) * g
-    image = model + rng.standard_normal(shape) * np.sqrt(variance)
+    image = model + rng.standard_normal(shape, dtype=np.float32) * np.sqrt(variance)
     mask = np.zeros(shape, dtype=np.int32)
-    hits = add_cosmic_rays(image, mask, rng, cond.cosmic_rays, artifacts)
+    hits = add_cosmic_rays(image, mask, rng, cond.cosmic_rays, artifacts,
+                           masked_fraction=cond.cr_masked_fraction)
     add_hot_pixels(image, rng, cond.hot_pixels, artifacts)
     add_edge_junk(image, rng, cond.edge_junk, cond.edge_pix, artifacts)
     saturate(image, mask, cond.saturation_njy)
@@ -207,7 +231,7 @@ def render_ccd(scene: Scene, cond: CcdConditions, wcs: WCS, info: ExposureInfo,
     # --- template (coadd on the science grid)
     model_t = _scene_image(shape, psf_t, scene.template, gal)
     var_t = cond.template_sigma_njy**2 + np.clip(model_t, 0, None) * g / cond.template_depth_visits
-    image_t = model_t + rng.standard_normal(shape) * np.sqrt(var_t)
+    image_t = model_t + rng.standard_normal(shape, dtype=np.float32) * np.sqrt(var_t)
     mask_t = np.zeros(shape, dtype=np.int32)
     saturate(image_t, mask_t, cond.saturation_njy)
     mask_t[edges] |= int(MaskBit.EDGE)
@@ -220,7 +244,7 @@ def render_ccd(scene: Scene, cond: CcdConditions, wcs: WCS, info: ExposureInfo,
     # --- snap difference: snap1 - snap2 (each snap has twice the visit's variance)
     snapdiff = None
     if cond.with_snapdiff:
-        image_d = rng.standard_normal(shape) * 2.0 * np.sqrt(variance)
+        image_d = rng.standard_normal(shape, dtype=np.float32) * (2.0 * np.sqrt(variance))
         if len(scene.snap_plus.x):
             add_point_sources(image_d, psf_s, scene.snap_plus.x, scene.snap_plus.y, scene.snap_plus.flux)
         if len(scene.snap_minus.x):

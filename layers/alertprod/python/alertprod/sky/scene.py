@@ -9,7 +9,7 @@ positions that detections are matched against.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -55,10 +55,18 @@ class SkyModel:
     hpm_template_ra: np.ndarray
     hpm_template_dec: np.ndarray
     asteroids: dict
+    _columns: dict = field(default_factory=dict, repr=False)  # kind -> column arrays (cache)
 
     def rows(self, kind: str) -> Table:
         """The truth rows of one kind."""
         return self.objects[self.index[kind]]
+
+    def columns(self, kind: str) -> dict[str, np.ndarray]:
+        """The truth rows of one kind as plain arrays (cached: slicing a Table per CCD-visit is slow)."""
+        if kind not in self._columns:
+            rows = self.objects[self.index[kind]]
+            self._columns[kind] = {name: np.asarray(rows[name]) for name in rows.colnames}
+        return self._columns[kind]
 
 
 class SceneTruth(NamedTuple):
@@ -96,6 +104,10 @@ def _on(wcs: WCS, ra, dec, shape, margin: float):
     return np.asarray(x), np.asarray(y), keep
 
 
+def _take(columns: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[keep] for name, values in columns.items()}
+
+
 def _inside(x, y, shape):
     ny, nx = shape
     return (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)
@@ -129,9 +141,9 @@ def build_scene(sky: SkyModel, visit_index: int, visit_row, wcs: WCS, shape: tup
     match = []
 
     # static stars; a few displaced in the science image (misalignment dipoles)
-    stars = sky.rows("star")
+    stars = sky.columns("star")
     x, y, k = _on(wcs, stars["ra"], stars["dec"], shape, _MARGIN_PIX)
-    xs, ys, fs, mags = x[k], y[k], np.asarray(stars[fcol])[k], np.asarray(stars["mag_r"])[k]
+    xs, ys, fs, mags = x[k], y[k], stars[fcol][k], stars["mag_r"][k]
     cand = np.flatnonzero((mags > 17.0) & (mags < 20.5) & _inside(xs, ys, shape)
                           & (xs > 20) & (ys > 20) & (xs < shape[1] - 20) & (ys < shape[0] - 20))
     n_dip = min(rng.poisson(config.dipoles_per_ccd), cand.size)
@@ -149,12 +161,9 @@ def build_scene(sky: SkyModel, visit_index: int, visit_row, wcs: WCS, shape: tup
         inside = _inside(xk, yk, shape)
         if not inside.any():
             return
-        t = Table()
-        t["truthId"] = np.asarray(ids)[inside]
-        t["kind"] = np.full(inside.sum(), kind, dtype="U10")
-        t["x"], t["y"] = xk[inside], yk[inside]
-        t["ra"], t["dec"] = np.asarray(ra)[inside], np.asarray(dec)[inside]
-        t["flux"], t["templateFlux"] = flux[inside], tflux[inside]
+        t = {"truthId": np.asarray(ids)[inside], "kind": np.full(inside.sum(), kind, dtype="U10"),
+             "x": xk[inside], "y": yk[inside], "ra": np.asarray(ra)[inside], "dec": np.asarray(dec)[inside],
+             "flux": flux[inside], "templateFlux": tflux[inside]}
         t["diffFlux"] = t["flux"] - t["templateFlux"]
         err = np.sqrt(psf_neff_pix * (sky_sigma_njy**2 + template_sigma_njy**2)
                       + np.abs(t["flux"]) * config.njy_per_electron)
@@ -162,33 +171,33 @@ def build_scene(sky: SkyModel, visit_index: int, visit_row, wcs: WCS, shape: tup
         lc.append(t)
         match.append((t["truthId"], t["x"], t["y"]))
 
-    var = sky.rows("variable")
+    var = sky.columns("variable")
     x, y, k = _on(wcs, var["ra"], var["dec"], shape, _MARGIN_PIX)
-    f_now, f_tmpl = variable_flux(var[k], mjd, band), variable_template_flux(var[k], band)
+    f_now, f_tmpl = variable_flux(_take(var, k), mjd, band), variable_template_flux(_take(var, k), band)
     sci.append(PointSources(x[k], y[k], f_now))
     tmpl.append(PointSources(x[k], y[k], f_tmpl))
     changing("variable", var["truthId"][k], x[k], y[k], var["ra"][k], var["dec"][k], f_now, f_tmpl)
 
-    tr = sky.rows("transient")
+    tr = sky.columns("transient")
     x, y, k = _on(wcs, tr["ra"], tr["dec"], shape, _MARGIN_PIX)
-    f_now = transient_flux(tr[k], mjd, band)
+    f_now = transient_flux(_take(tr, k), mjd, band)
     sci.append(PointSources(x[k], y[k], f_now))
     changing("transient", tr["truthId"][k], x[k], y[k], tr["ra"][k], tr["dec"][k], f_now, np.zeros(k.sum()))
 
-    hpm = sky.rows("hpm_star")
-    if len(hpm):
+    hpm = sky.columns("hpm_star")
+    if len(hpm["truthId"]):
         ra, dec = sky.hpm_ra[visit_index], sky.hpm_dec[visit_index]
         x, y, k = _on(wcs, ra, dec, shape, _MARGIN_PIX)
         xt, yt, kt = _on(wcs, sky.hpm_template_ra, sky.hpm_template_dec, shape, _MARGIN_PIX)
-        f = np.asarray(hpm[fcol])
+        f = hpm[fcol]
         sci.append(PointSources(x[k], y[k], f[k]))
         tmpl.append(PointSources(xt[kt], yt[kt], f[kt]))
         changing("hpm_star", hpm["truthId"][k], x[k], y[k], ra[k], dec[k], f[k], f[k])
-        match.append((np.asarray(hpm["truthId"])[kt], xt[kt], yt[kt]))
+        match.append((hpm["truthId"][kt], xt[kt], yt[kt]))
 
     snap_plus, snap_minus = [], []
-    ast = sky.rows("asteroid")
-    if len(ast):
+    ast = sky.columns("asteroid")
+    if len(ast["truthId"]):
         a = {key: v[visit_index] for key, v in sky.asteroids.items()}
         x, y, k = _on(wcs, a["ra"], a["dec"], shape, _MARGIN_PIX)
         changing("asteroid", ast["truthId"][k], x[k], y[k], a["ra"][k], a["dec"][k], a["flux"][k],
@@ -209,12 +218,10 @@ def build_scene(sky: SkyModel, visit_index: int, visit_row, wcs: WCS, shape: tup
         trail = PointSources.concatenate(snap_plus + snap_minus)
         sci.append(PointSources(trail.x, trail.y, trail.flux / 2.0))  # the visit = mean of snaps
 
-    gal = sky.rows("galaxy")
+    gal = sky.columns("galaxy")
     x, y, k = _on(wcs, gal["ra"], gal["dec"], shape, 60.0)
-    galaxies = Galaxies(x[k], y[k], np.asarray(gal[fcol])[k],
-                        np.asarray(gal["r_eff_arcsec"])[k] / config.pixel_scale_arcsec,
-                        np.asarray(gal["sersic_n"])[k], np.asarray(gal["ellip"])[k],
-                        np.asarray(gal["theta_deg"])[k])
+    galaxies = Galaxies(x[k], y[k], gal[fcol][k], gal["r_eff_arcsec"][k] / config.pixel_scale_arcsec,
+                        gal["sersic_n"][k], gal["ellip"][k], gal["theta_deg"][k])
     scene = Scene(PointSources.concatenate(sci), PointSources.concatenate(tmpl), galaxies,
                   PointSources.concatenate(snap_plus), PointSources.concatenate(snap_minus))
     lightcurve = _vstack_lc(lc)
@@ -225,14 +232,14 @@ def build_scene(sky: SkyModel, visit_index: int, visit_row, wcs: WCS, shape: tup
     return scene, truth
 
 
-def _vstack_lc(parts: list[Table]) -> Table:
-    from astropy.table import vstack
+_LC_COLUMNS = (("truthId", np.int64), ("kind", "U10"), ("x", float), ("y", float), ("ra", float),
+               ("dec", float), ("flux", float), ("templateFlux", float), ("diffFlux", float),
+               ("expectedSnr", float))
 
-    if parts:
-        return vstack(parts)
+
+def _vstack_lc(parts: list[dict[str, np.ndarray]]) -> Table:
+    """One light-curve table from per-kind column dicts (one Table, not one per kind: faster)."""
     t = Table()
-    for name, dtype in (("truthId", np.int64), ("kind", "U10"), ("x", float), ("y", float),
-                        ("ra", float), ("dec", float), ("flux", float), ("templateFlux", float),
-                        ("diffFlux", float), ("expectedSnr", float)):
-        t[name] = np.zeros(0, dtype=dtype)
+    for name, dtype in _LC_COLUMNS:
+        t[name] = np.concatenate([np.asarray(p[name], dtype=dtype) for p in parts]) if parts else np.zeros(0, dtype)
     return t

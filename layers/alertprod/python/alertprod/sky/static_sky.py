@@ -71,7 +71,7 @@ def _table(kind: str, ra: np.ndarray, dec: np.ndarray, mag_r: np.ndarray, color:
 def make_stars(config: SurveyConfig, rng: np.random.Generator, *, n: int | None = None) -> Table:
     """Static stars.
 
-    Magnitudes: 5 % bright (r 13.5-16, saturating), the rest drawn from ``dN/dm ∝ 10**(0.25 m)``
+    Magnitudes: a fraction ``config.bright_star_fraction`` bright (r 13.5-16, saturating), the rest drawn from ``dN/dm ∝ 10**(0.25 m)``
     over r 16-24; ``g - r`` uniform in 0.2-1.4.
 
     Returns
@@ -81,7 +81,7 @@ def make_stars(config: SurveyConfig, rng: np.random.Generator, *, n: int | None 
     """
     n = config.n_stars if n is None else n
     ra, dec = random_positions(config, n, rng)
-    bright = rng.uniform(size=n) < 0.05
+    bright = rng.uniform(size=n) < config.bright_star_fraction
     # inverse CDF of dN/dm ∝ 10**(0.25 m) on [16, 24]
     k = 0.25 * np.log(10.0)
     lo, hi = np.exp(k * 16.0), np.exp(k * 24.0)

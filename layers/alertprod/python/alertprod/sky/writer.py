@@ -21,7 +21,6 @@ from typing import NamedTuple
 
 import numpy as np
 from astropy.table import Table, vstack
-from astropy.utils import iers
 from tqdm import tqdm
 
 from alertprod.errors import ConfigError
@@ -29,14 +28,13 @@ from alertprod.formats import (
     ExposureInfo,
     diasource_key,
     image_key,
-    write_diasource_catalog,
-    write_exposure,
 )
 from alertprod.imaging.detection import detect_dia_sources
 from alertprod.imaging.psf import psf_effective_area_pix
 from alertprod.imaging.subtraction import zogy_subtract
 from alertprod.sky.asteroids import asteroid_ephemerides, make_asteroids
 from alertprod.sky.bogus import bad_columns
+from alertprod.sky.fastfits import diasource_catalog_bytes, exposure_bytes
 from alertprod.sky.focal_plane import FocalPlane
 from alertprod.sky.presets import SurveyConfig, get_preset
 from alertprod.sky.proper_motion import earth_barycentric_au, hpm_positions, make_hpm_stars
@@ -168,7 +166,8 @@ def render_ccd_visit(survey: Survey, j: int, detector: int, out_dir: Path, *, ff
         template_depth_visits=config.template_depth_visits, njy_per_electron=config.njy_per_electron,
         saturation_njy=config.saturation_njy, edge_pix=config.edge_pix,
         bad_columns=bad_columns(detector, config.n_bad_columns, config.ccd_nx_pix, survey.seed),
-        cosmic_rays=config.cosmic_rays_per_ccd, hot_pixels=config.hot_pixels_per_ccd,
+        cosmic_rays=config.cosmic_rays_per_ccd, cr_masked_fraction=config.cr_masked_fraction,
+        hot_pixels=config.hot_pixels_per_ccd,
         edge_junk=config.edge_junk_per_ccd, template_gap=bool(rng.uniform() < 0.1),
         with_snapdiff=bool(row["has_snapdiff"]))
     info = ExposureInfo(visit, int(detector), band, mjd, float(row["exptime"]))
@@ -183,8 +182,8 @@ def render_ccd_visit(survey: Survey, j: int, detector: int, out_dir: Path, *, ff
     if images.snapdiff is not None:
         kinds["snapdiff"] = images.snapdiff
     for kind, exposure in kinds.items():
-        _write(out / "images" / image_key(visit, detector, kind), write_exposure(exposure))
-    _write(out / diasource_key(visit, detector), write_diasource_catalog(catalog, info, wcs, fp.detsize))
+        _write(out / "images" / image_key(visit, detector, kind), exposure_bytes(exposure))
+    _write(out / diasource_key(visit, detector), diasource_catalog_bytes(catalog, info, wcs, fp.detsize))
 
     lc = scene_truth.lightcurve
     for name, value in (("visit", visit), ("detector", int(detector)), ("band", band), ("mjd", mjd)):
@@ -234,9 +233,7 @@ def simulate_survey(out_dir, *, preset: str = "tiny", seed: int = 0, progress: b
     config = get_preset(preset) if config is None else config
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # offline: astropy's bundled Earth-orientation tables, never a download
-    with iers.conf.set_temp("auto_download", False), iers.conf.set_temp("iers_degraded_accuracy", "warn"):
-        survey = build_survey(config, int(seed))
+    survey = build_survey(config, int(seed))
     (out / "mpcorb.dat").write_text(survey.mpcorb_text)
     tasks = [(j, d) for j in range(len(survey.schedule)) for d in range(config.n_detectors)]
     workers = min(n_workers or config.n_workers, os.cpu_count() or 1, len(tasks))

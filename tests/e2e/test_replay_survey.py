@@ -92,13 +92,18 @@ def _precovery_rows(out):
 
 
 def _has_data(survey, key, ra, dec) -> bool:
-    """Whether the difference image of (visit, detector) has data (not NO_DATA) at a position."""
+    """Whether the difference image of (visit, detector) has any data (not NO_DATA) under the PSF
+    stamp at a position: forced photometry measures then, with the masked pixels weighted out."""
     path = survey / "images" / image_key(key[0], key[1], "difference")
     exp = read_exposure(path.read_bytes())
     x, y = exp.wcs.all_world2pix([[ra, dec]], 0)[0]
     ix, iy = int(round(x)), int(round(y))
     ny, nx = exp.shape
-    return 0 <= ix < nx and 0 <= iy < ny and not (int(exp.mask[iy, ix]) & int(MaskBit.NO_DATA))
+    if not (0 <= ix < nx and 0 <= iy < ny):
+        return False
+    h = exp.psf.shape[0] // 2  # the PSF stamp the forced measurement uses
+    stamp = exp.mask[max(iy - h, 0):iy + h + 1, max(ix - h, 0):ix + h + 1]
+    return bool(np.any((stamp & int(MaskBit.NO_DATA)) == 0))
 
 
 def test_precovery_measures_each_new_object_on_every_cached_image_that_covered_it(replayed):
@@ -182,3 +187,27 @@ def test_objects_carry_precovery_summaries(replayed):
                 for b in "ugrizy"]
     fp_ndata = [bool(np.any(x)) for x in fp_ndata]
     assert any(fp_ndata), "precovery measurements did not reach the fpFlux summaries"
+
+
+def test_later_alerts_carry_the_precovery_measurements(replayed):
+    """Objects precovered after night N: their alerts of night N+1 list those measurements."""
+    from alertprod.alerts.serialize import read_alert_container
+
+    _, out, _, _ = replayed
+    pre = _precovery_rows(out)
+    pre_ids = {int(i) for i in pre["diaForcedSourceId"]}
+    by_object = {}
+    for row in pre:
+        by_object.setdefault(int(row["diaObjectId"]), set()).add(int(row["diaForcedSourceId"]))
+    carried = 0
+    for path in sorted((out / "alerts").glob("*.avro")):
+        for alert in read_alert_container(path.read_bytes()):
+            obj = alert.get("diaObject")
+            if obj is None or obj["diaObjectId"] not in by_object:
+                continue
+            forced = {f["diaForcedSourceId"] for f in alert["prvDiaForcedSources"] or []}
+            mine = by_object[obj["diaObjectId"]]
+            if forced & pre_ids:
+                assert mine <= forced, "an alert carries some but not all of its precovery points"
+                carried += 1
+    assert carried > 0, "no later alert carried precovery measurements"

@@ -8,6 +8,7 @@ from astropy.table import Table
 
 from alertprod.apdb import PREV_VALIDITY_COLUMN as PREV
 from alertprod.apdb import CcdWrites, DynamoApdb, LeaseManager, cells_for_footprint
+from alertprod.apdb import leases as leases_module
 from alertprod.apdb.calls import InstrumentedClient
 from alertprod.apdb.testing import (
     FailAfter,
@@ -31,6 +32,29 @@ T0 = 60000.2
 def client():
     with moto_dynamodb() as c:
         yield c
+
+
+@pytest.fixture(autouse=True)
+def _isolated_moto_writes(monkeypatch):
+    """Make moto's item operations isolated from one another, as DynamoDB's are.
+
+    moto rolls a cancelled TransactWriteItems back by restoring a snapshot of the whole table
+    taken when the transaction began, which silently undoes any write another thread made in
+    between (e.g. a lease another CCD just took). One lock around every item operation of the
+    in-process server restores DynamoDB's isolation; threads then contend only on our items.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("get_item", "put_item", "update_item", "delete_item", "transact_write_items",
+                 "query", "scan"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(*args, _original=original, **kwargs):
+            with lock:
+                return _original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
 
 
 @pytest.fixture
@@ -176,6 +200,101 @@ def test_fencing_rejects_a_stale_lease_holder(client, table):
     assert len(apdb.get_dia_objects(pixels_in_cone(RA, DEC, RADIUS))) == 4
     with pytest.raises(ConflictError):  # still held by B
         leases.acquire(cells, "ccd-C", wait_s=0)
+
+
+def test_ccd_whose_cells_partly_overlap_a_held_lease_gets_none_of_them(client, table):
+    leases = LeaseManager(client, table, sleep=lambda s: None)
+    held = leases.acquire([12, 20], "ccd-A", ttl_s=60)
+    with pytest.raises(ConflictError, match="12"):
+        leases.acquire([11, 12, 13], "ccd-B", ttl_s=60, wait_s=0)
+    state = leases.holders([11, 12, 13, 20])
+    assert {c: h[0] for c, h in state.items()} == {12: "ccd-A", 20: "ccd-A"}  # 11, 13 untouched
+    leases.release(held)
+    taken = leases.acquire([11, 12, 13], "ccd-B", ttl_s=60, wait_s=0)
+    assert taken.cells == [11, 12, 13]
+    assert taken.tokens[12] > held.tokens[12]
+
+
+def test_uncontended_acquire_renew_and_release_cost_one_request_each(client, table):
+    counted = InstrumentedClient(client)
+    leases = LeaseManager(counted, table)
+    cells = cells_for_footprint(np.array([[RA - 0.11, DEC - 0.11], [RA + 0.11, DEC - 0.11],
+                                          [RA + 0.11, DEC + 0.11], [RA - 0.11, DEC + 0.11]]))
+    assert len(cells) >= 4
+    for owner in ("ccd-A", "ccd-B"):  # new lease items, then existing released ones
+        before = counted.total()
+        lease = leases.acquire(cells, owner)
+        lease = leases.renew(lease, ttl_s=120)
+        leases.release(lease)
+        assert counted.total() - before == 3
+        assert counted.requests["transact_write_items"] == counted.total()
+    assert {h[0] for h in leases.holders(cells).values()} == {"ccd-B"}
+    assert all(h[2] == 0 for h in leases.holders(cells).values())  # released: expired
+
+
+def test_tokens_increase_even_when_the_acquirer_clock_is_behind(client, table):
+    ahead = LeaseManager(client, table, clock=lambda: 2e9)
+    behind = LeaseManager(client, table, clock=lambda: 1e9)  # a fresh manager knows no token
+    first = ahead.acquire([7], "ccd-A", ttl_s=60)
+    ahead.release(first)
+    second = behind.acquire([7], "ccd-B", ttl_s=60, wait_s=0)
+    assert second.tokens[7] > first.tokens[7]
+    assert leases_token(behind, 7) == second.tokens[7]
+
+
+def leases_token(leases, cell):
+    return leases.holders([cell])[cell][1]
+
+
+def test_more_cells_than_one_transaction_are_taken_in_ordered_chunks(client, table, monkeypatch):
+    monkeypatch.setattr(leases_module, "MAX_TRANSACT_ITEMS", 4)  # chunks of 4 instead of 100
+    counted = InstrumentedClient(client)
+    leases = LeaseManager(counted, table, sleep=lambda s: None)
+    blocker = leases.acquire([9], "ccd-A", ttl_s=60)
+    with pytest.raises(ConflictError):
+        leases.acquire(range(10), "precovery", ttl_s=60, wait_s=0)
+    # cells 0-7 (two chunks) were taken, then given back when 9 stayed busy
+    assert {c: h[0] for c, h in leases.holders(range(10)).items() if h[2] > 0} == {9: "ccd-A"}
+    leases.release(blocker)
+    before = counted.total()
+    big = leases.acquire(range(10), "precovery", ttl_s=60, wait_s=0)
+    assert counted.total() - before == 3  # ⌈10/4⌉ transactions
+    assert big.cells == list(range(10)) and len(big.fence_checks()) == 10
+    leases.release(big)
+    assert all(h[2] == 0 for h in leases.holders(range(10)).values())
+
+
+def test_threads_taking_random_overlapping_cells_never_deadlock_or_share_a_cell(client, table):
+    rng = np.random.default_rng(11)
+    plans = [[sorted(rng.choice(12, size=int(rng.integers(2, 6)), replace=False).tolist())
+              for _ in range(3)] for _ in range(8)]
+    guard = threading.Lock()
+    holder: dict[int, str] = {}
+    shared: list[tuple[int, str, str]] = []
+    done: list[str] = []
+
+    def worker(k):
+        leases = LeaseManager(client, table)
+        for n, cells in enumerate(plans[k]):
+            name = f"t{k}-{n}"
+            lease = leases.acquire(cells, name, ttl_s=60, wait_s=60)
+            with guard:
+                shared.extend((c, holder[c], name) for c in cells if c in holder)
+                holder.update({c: name for c in cells})
+            threading.Event().wait(0.005)
+            with guard:
+                for c in cells:
+                    holder.pop(c, None)
+            leases.release(lease)
+        done.append(f"t{k}")
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    assert sorted(done) == sorted(f"t{k}" for k in range(8))  # everyone finished: no deadlock
+    assert shared == []
 
 
 def test_store_counts_requests_per_operation(client, table):

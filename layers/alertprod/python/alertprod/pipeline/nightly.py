@@ -222,10 +222,8 @@ class NightlyPipeline:
                 t_read = max(t_read, float(np.nanmax(np.asarray(previous["validityStartMjdTai"], float))),
                              float(np.nanmax(np.asarray(previous["lastDiaSourceMjdTai"], float))))
             t_read += 1e-6
-            history = self.apdb.get_dia_sources(existing, t_read, months=cfg.history_months) \
-                if len(existing) else Table()
-            forced_history = self.apdb.get_dia_forced_sources(existing, t_read, months=cfg.history_months) \
-                if len(existing) else Table()
+            history, forced_history = (self.apdb.get_dia_history(existing, t_read, months=cfg.history_months)
+                                       if len(existing) else (Table(), Table()))
         with timer("summaries"):
             versions = stages.new_object_versions(sources, previous, history, forced_history, forced,
                                                   visit_time_mjd_tai=info.mjd_mid_tai)

@@ -23,11 +23,12 @@ import numpy as np
 from astropy.table import Table
 
 from alertprod.apdb.interface import PREV_VALIDITY_COLUMN, CcdWrites
-from alertprod.apdb.leases import cells_for_footprint
+from alertprod.apdb.leases import LEASE_ORDER
 from alertprod.errors import NotFoundError, PrecoveryError
 from alertprod.formats import image_key, read_exposure
 from alertprod.ids import forced_source_ids
 from alertprod.photometry.forced import forced_photometry_exposure
+from alertprod.pixelization import pixel_of
 from alertprod.precovery.units import PrecoveryUnit
 from alertprod.summary import summarize_objects
 
@@ -167,11 +168,14 @@ def precovery_rows(unit: PrecoveryUnit, difference, science, *, processed_mjd_ta
 
 
 def finalize_objects(apdb, object_ids, *, validity_start_mjd_tai: float, history_months: int = 12,
-                     lease_ttl_s: float = 120.0) -> int:
+                     lease_ttl_s: float = 120.0, cells_per_batch: int = 16) -> int:
     """New DiaObject versions whose forced-flux summaries include the precovery measurements.
 
     ``validity_start_mjd_tai`` is the run's time, so a repeated finalisation finds the version
-    already there and adds nothing. Returns the number of objects refreshed.
+    already there and adds nothing. Objects are refreshed in batches of at most
+    ``cells_per_batch`` lease cells (the cell holding each object: any CCD that could touch it
+    leases that cell too), so every transaction stays far below DynamoDB's 100 items.
+    Returns the number of objects refreshed.
     """
     ids = np.unique(np.asarray(list(object_ids), np.int64))
     if ids.size == 0:
@@ -179,19 +183,29 @@ def finalize_objects(apdb, object_ids, *, validity_start_mjd_tai: float, history
     current = apdb.get_dia_objects_by_id(ids)
     if len(current) == 0:
         return 0
-    corners = np.column_stack([np.asarray(current["ra"], float), np.asarray(current["dec"], float)])
-    cells = sorted({c for r in corners for c in cells_for_footprint(
-        np.array([r, r, r]), margin_arcsec=1.0)})
-    lease = apdb.leases.acquire(cells, f"precovery:{validity_start_mjd_tai:.5f}", ttl_s=lease_ttl_s,
-                                wait_s=lease_ttl_s)
+    cells = np.asarray(pixel_of(np.asarray(current["ra"], float), np.asarray(current["dec"], float),
+                                order=LEASE_ORDER), np.int64)
+    unique_cells = np.unique(cells)
+    done = 0
+    for s in range(0, len(unique_cells), cells_per_batch):
+        batch_cells = unique_cells[s:s + cells_per_batch]
+        batch_ids = np.asarray(current["diaObjectId"], np.int64)[np.isin(cells, batch_cells)]
+        done += _finalize_batch(apdb, batch_ids, [int(c) for c in batch_cells],
+                                validity_start_mjd_tai, history_months, lease_ttl_s)
+    return done
+
+
+def _finalize_batch(apdb, ids: np.ndarray, cells: list[int], validity_start_mjd_tai: float,
+                    history_months: int, lease_ttl_s: float) -> int:
+    lease = apdb.leases.acquire(cells, f"precovery:{validity_start_mjd_tai:.5f}:{cells[0]}",
+                                ttl_s=lease_ttl_s, wait_s=lease_ttl_s)
     try:
-        current = apdb.get_dia_objects_by_id(ids)
+        current = apdb.get_dia_objects_by_id(ids)  # re-read under the lease
         fresh = current[np.asarray(current["validityStartMjdTai"], float) < validity_start_mjd_tai]
         if len(fresh) == 0:
             return 0
         fid = np.asarray(fresh["diaObjectId"], np.int64)
-        hist = apdb.get_dia_sources(fid, validity_start_mjd_tai, months=history_months)
-        forced = apdb.get_dia_forced_sources(fid, validity_start_mjd_tai, months=history_months)
+        hist, forced = apdb.get_dia_history(fid, validity_start_mjd_tai, months=history_months)
         if len(hist) == 0:
             return 0
         versions = summarize_objects(hist, forced_sources=forced if len(forced) else None, extended=False)

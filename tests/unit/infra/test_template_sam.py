@@ -91,7 +91,8 @@ def test_function_roles_scope_data_access_to_named_resources(cfn):
     worker = json.dumps(cfn["Resources"]["PrecoveryWorkerFunctionRole"])
     assert '"AlertTopic"' in ingest and '"AlertTopic"' not in worker
     assert "sqs:SendMessage" in json.dumps(cfn["Resources"]["PrecoveryPlannerFunctionRole"])
-    assert "sqs:SendMessage" not in worker
+    # the worker sends only the run's finalisation back to its own queue (fan-in)
+    assert "sqs:SendMessage" in worker and '"PrecoveryQueue"' in worker and '"UploadQueue"' not in worker
 
 
 def test_upload_queue_outlives_six_ingest_timeouts_and_redrives_after_three(cfn):

@@ -11,6 +11,7 @@ from alertprod.formats import Exposure, ExposureInfo, MaskBit
 from alertprod.imaging.psf import gaussian_psf, moffat_psf, psf_stamps
 from alertprod.photometry import (
     ForcedFlag,
+    ForcedPhotometryResult,
     forced_photometry_exposure,
     forced_psf_photometry,
 )
@@ -213,3 +214,63 @@ def test_exposure_forced_photometry_goes_through_the_wcs():
     assert res.x[0] == pytest.approx(x0, abs=1e-8) and res.y[0] == pytest.approx(y0, abs=1e-8)
     assert res.flux[0] == pytest.approx(direct.flux[0], rel=1e-6)
     assert res.flags[1] == ForcedFlag.OFF_IMAGE and np.isnan(res.flux[1])
+
+
+def _defective_field():
+    """A Moffat field with masked, NaN, zero/negative/infinite-variance pixels and edge sources."""
+    image, variance, mask, psf, x, y, flux = _field(moffat_psf, 3.5, 21, n=64, seed=8,
+                                                    flux_snr=(3.0, 3000.0))
+    image, variance = image.copy(), variance.copy()
+    iy, ix = np.floor(y + 0.5).astype(int), np.floor(x + 0.5).astype(int)
+    mask[iy[0] + 2, ix[0] - 1] |= MaskBit.CR
+    mask[iy[1], ix[1]] |= MaskBit.SAT
+    image[iy[2] - 3, ix[2] + 4] = np.nan
+    variance[iy[3] + 1, ix[3]] = 0.0
+    variance[iy[4] - 2, ix[4]] = -1.0
+    variance[iy[5], ix[5] + 5] = np.inf
+    mask[iy[6] - 10:iy[6] + 11, ix[6] - 10:ix[6] + 11] |= MaskBit.BAD
+    ny, nx = image.shape
+    x = np.concatenate([x, [2.0, nx - 3.4, 100.0, -3.0]])
+    y = np.concatenate([y, [50.3, 9.0, ny - 1.2, 4.0]])
+    return image, variance, mask, psf, x, y
+
+
+def test_many_positions_at_once_match_positions_measured_one_by_one():
+    # Many positions use whole-image weights and a table of unusable pixels; a few positions
+    # screen stamp by stamp. Both must give the same numbers and flags.
+    image, variance, mask, psf, x, y = _defective_field()
+    reps = 3  # each position three times, so the stamps cover more pixels than the image has
+    assert reps * x.size * psf.size >= image.size
+    many = forced_psf_photometry(image, variance, mask, psf, np.tile(x, reps), np.tile(y, reps))
+    for f in many._fields:
+        np.testing.assert_array_equal(getattr(many, f)[:x.size], getattr(many, f)[-x.size:])
+    many = ForcedPhotometryResult(*(v[:x.size] for v in many))
+    one = [forced_psf_photometry(image, variance, mask, psf, [x[i]], [y[i]]) for i in range(x.size)]
+    np.testing.assert_array_equal(many.flags, [r.flags[0] for r in one])
+    np.testing.assert_array_equal(many.npix, [r.npix[0] for r in one])
+    for f in ("flux", "flux_err", "chi2"):
+        np.testing.assert_allclose(getattr(many, f), [getattr(r, f)[0] for r in one],
+                                   rtol=1e-5, atol=0, equal_nan=True)
+    assert many.flags[0] == ForcedFlag.MASKED and many.flags[2] == ForcedFlag.NAN_PIXELS
+    assert all(many.flags[i] == ForcedFlag.NAN_PIXELS for i in (3, 4, 5))
+    assert many.flags[6] == ForcedFlag.MASKED | ForcedFlag.NO_DATA and np.isnan(many.flux[6])
+    assert np.all(many.flags[-4:-1] == ForcedFlag.EDGE) and many.flags[-1] == ForcedFlag.OFF_IMAGE
+
+
+def test_flux_and_chi2_match_a_float64_evaluation_of_the_estimator():
+    # Faint and bright (S/N up to 3000) sources: χ² keeps its precision where the fitted part
+    # dominates Σ d²/σ².
+    image, variance, mask, psf, x, y, _ = _field(moffat_psf, 3.5, 21, n=64, seed=9,
+                                                 flux_snr=(3.0, 3000.0))
+    res = forced_psf_photometry(image, variance, mask, psf, x, y)
+    ix, iy = np.floor(x + 0.5).astype(int), np.floor(y + 0.5).astype(int)
+    model = psf_stamps(psf, x - ix, y - iy)
+    for s in range(x.size):
+        d = image[iy[s] - 10:iy[s] + 11, ix[s] - 10:ix[s] + 11].astype(np.float64)
+        w = 1.0 / variance[iy[s] - 10:iy[s] + 11, ix[s] - 10:ix[s] + 11].astype(np.float64)
+        b = np.sum(w * model[s] ** 2)
+        flux = np.sum(w * model[s] * d) / b
+        chi2 = np.sum(w * (d - flux * model[s]) ** 2)
+        assert abs(res.flux[s] - flux) < 1e-4 / np.sqrt(b) + 1e-6 * abs(flux)
+        assert res.flux_err[s] == pytest.approx(1 / np.sqrt(b), rel=1e-5)
+        assert res.chi2[s] == pytest.approx(chi2, rel=2e-5)

@@ -18,6 +18,7 @@ from typing import IO, Any, NamedTuple
 
 import fastavro
 
+from alertprod.alerts.fastencode import encode_alert
 from alertprod.alerts.schema import SCHEMA_ID, parsed_schema, schema_for_id
 from alertprod.errors import AlertSchemaError
 
@@ -129,6 +130,11 @@ def serialize_alert(alert: Mapping[str, Any]) -> bytes:
         When fastavro cannot encode the record (run
         :func:`~alertprod.alerts.packet.validate_alert` for the offending field).
     """
+    # Column-wise encoder, byte-identical and ~3x faster; None for anything it does not cover,
+    # which fastavro then encodes (or rejects) as before.
+    payload = encode_alert(alert)
+    if payload is not None:
+        return _HEADER.pack(MAGIC_BYTE, SCHEMA_ID) + payload
     buf = io.BytesIO()
     buf.write(_HEADER.pack(MAGIC_BYTE, SCHEMA_ID))
     try:

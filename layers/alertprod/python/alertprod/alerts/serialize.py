@@ -18,7 +18,7 @@ from typing import IO, Any, NamedTuple
 
 import fastavro
 
-from alertprod.alerts.fastencode import encode_alert
+from alertprod.alerts.fastencode import avro_long, encode_alert
 from alertprod.alerts.schema import SCHEMA_ID, parsed_schema, schema_for_id
 from alertprod.errors import AlertSchemaError
 
@@ -215,17 +215,6 @@ def _container_header() -> bytes:
     return buf.getvalue()
 
 
-def _avro_long(n: int) -> bytes:
-    """Avro's zig-zag varint encoding of a long."""
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z & ~0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
 def container_from_packets(packets: Iterable[bytes]) -> bytes:
     """An object-container file (codec null) of already serialised, framed packets.
 
@@ -238,4 +227,4 @@ def container_from_packets(packets: Iterable[bytes]) -> bytes:
     body = b"".join(datums)
     if not datums:
         return _container_header()
-    return _container_header() + _avro_long(len(datums)) + _avro_long(len(body)) + body + _SYNC_MARKER
+    return _container_header() + avro_long(len(datums)) + avro_long(len(body)) + body + _SYNC_MARKER

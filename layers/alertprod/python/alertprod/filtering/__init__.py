@@ -1,1 +1,0 @@
-"""Per-user alert filters (issue: alert distribution)."""

@@ -57,7 +57,7 @@ def test_functions_run_python_on_arm64_with_the_layer_and_tracing(cfn):
     layer_id = next(iter(_of_type(cfn, "AWS::Lambda::LayerVersion")))
     for spec in functions.values():
         p = spec["Properties"]
-        assert p["Runtime"] == "python3.11" and p["Architectures"] == ["arm64"]
+        assert p["Runtime"] == "python3.12" and p["Architectures"] == ["arm64"]
         assert p["Handler"] == "app.lambda_handler" and p["TracingConfig"] == {"Mode": "Active"}
         assert p["Layers"] == [{"Ref": layer_id}]
         assert set(p["Environment"]["Variables"]) >= {"UPLOAD_BUCKET", "IMAGE_BUCKET", "ALERT_BUCKET",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -129,18 +129,9 @@ class SnsTopic:
             if attrs:
                 entry["MessageAttributes"] = attrs
             prepared.append((entry, size))
-        ids: list[str] = [""] * len(prepared)
-        for chunk in _chunks(prepared, MAX_SNS_BATCH, MAX_SNS_BYTES):
-            try:
-                r = self.client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=chunk)
-            except ClientError as exc:
-                raise StorageError(f"cannot publish to {self.topic_arn}: {exc}") from exc
-            if r.get("Failed"):
-                failed = ", ".join(f"{f['Id']}: {f.get('Code')}" for f in r["Failed"])
-                raise StorageError(f"SNS refused entries {failed}")
-            for ok in r.get("Successful", []):
-                ids[int(ok["Id"])] = ok["MessageId"]
-        return ids
+        return send_batches(
+            lambda chunk: self.client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=chunk),
+            prepared, MAX_SNS_BATCH, MAX_SNS_BYTES, where=f"SNS topic {self.topic_arn}")
 
 
 def _chunks(
@@ -157,3 +148,24 @@ def _chunks(
         total += size
     if chunk:
         yield chunk
+
+
+def send_batches(call: Callable[[list[dict]], dict], prepared: Sequence[tuple[dict, int]],
+                 max_entries: int, max_bytes: int, *, where: str) -> list[str]:
+    """Send ``(entry, size)`` pairs in batches within AWS's limits; message ids in entry order.
+
+    ``call(entries)`` makes one batch request (SNS PublishBatch, SQS SendMessageBatch: both
+    answer with ``Successful``/``Failed`` lists keyed by the entries' ``Id``).
+    """
+    ids: list[str] = [""] * len(prepared)
+    for chunk in _chunks(prepared, max_entries, max_bytes):
+        try:
+            r = call(chunk)
+        except ClientError as exc:
+            raise StorageError(f"cannot send to {where}: {exc}") from exc
+        if r.get("Failed"):
+            failed = ", ".join(f"{f['Id']}: {f.get('Code')}" for f in r["Failed"])
+            raise StorageError(f"{where} refused entries {failed}")
+        for ok in r.get("Successful", []):
+            ids[int(ok["Id"])] = ok["MessageId"]
+    return ids

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
-from alertprod.aws.sns import AttributeValue, _chunks, message_attributes
+from alertprod.aws.sns import AttributeValue, message_attributes, send_batches
 from alertprod.errors import StorageError
 
 __all__ = ["SqsQueue", "SqsMessage", "MAX_SQS_BYTES", "MAX_SQS_BATCH"]
@@ -83,18 +83,9 @@ class SqsQueue:
             if (size := len(body.encode("utf-8"))) > MAX_SQS_BYTES:
                 raise StorageError(f"bodies[{i}]: {size} bytes exceed SQS's {MAX_SQS_BYTES}")
             prepared.append(({"Id": str(i), "MessageBody": body}, size))
-        ids = [""] * len(prepared)
-        for chunk in _chunks(prepared, MAX_SQS_BATCH, MAX_SQS_BYTES):
-            try:
-                r = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=chunk)
-            except ClientError as exc:
-                raise StorageError(f"cannot send to {self.queue_url}: {exc}") from exc
-            if r.get("Failed"):
-                failed = ", ".join(f"{f['Id']}: {f.get('Code')}" for f in r["Failed"])
-                raise StorageError(f"SQS refused entries {failed}")
-            for ok in r.get("Successful", []):
-                ids[int(ok["Id"])] = ok["MessageId"]
-        return ids
+        return send_batches(
+            lambda chunk: self.client.send_message_batch(QueueUrl=self.queue_url, Entries=chunk),
+            prepared, MAX_SQS_BATCH, MAX_SQS_BYTES, where=f"SQS queue {self.queue_url}")
 
     def receive(
         self, max_messages: int = 1, wait_s: int = 0, *, visibility_timeout_s: int | None = None

@@ -48,7 +48,7 @@ from alertprod.formats import (
 from alertprod.imaging.psf import add_point_sources, moffat_psf
 from alertprod.orbits import orbit_through, predict_positions, write_mpcorb
 from alertprod.pipeline import stages
-from alertprod.pipeline.alerting import build_ccd_alerts, group_rows
+from alertprod.pipeline.alerting import build_ccd_alerts
 from alertprod.pipeline.config import PipelineConfig
 from alertprod.pipeline.solar_system import OrbitCache
 from alertprod.pixelization import pixels_covering
@@ -85,6 +85,19 @@ class _OrbitStore:
 
     def get_orbit_catalog(self) -> bytes:
         return self._text.encode("ascii")
+
+
+# The previous per-row path grouped history like this (build_alerts now groups internally).
+def group_rows(table: Table, key: str = "diaObjectId") -> dict[int, Table]:
+    """Rows of ``table`` grouped by ``key`` (each group sorted by ``midpointMjdTai``)."""
+    if table is None or len(table) == 0 or key not in table.colnames:
+        return {}
+    order = np.lexsort((np.asarray(table["midpointMjdTai"], float), np.asarray(table[key], np.int64)))
+    t = table[order]
+    ids = np.asarray(t[key], np.int64)
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    return {int(ids[s]): t[s:e] for s, e in zip(starts, ends, strict=True)}
 
 
 def _per_row_alerts(sources, versions, history, forced_history, ss_rows, mpc_orbits, cutouts):

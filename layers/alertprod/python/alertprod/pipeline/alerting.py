@@ -17,19 +17,7 @@ from alertprod.formats import Exposure
 from alertprod.imaging.cutouts import cutout_fits, cutouts_fits
 from alertprod.pipeline.config import PipelineConfig
 
-__all__ = ["build_ccd_alerts", "group_rows"]
-
-
-def group_rows(table: Table, key: str = "diaObjectId") -> dict[int, Table]:
-    """Rows of ``table`` grouped by ``key`` (each group sorted by ``midpointMjdTai``)."""
-    if table is None or len(table) == 0 or key not in table.colnames:
-        return {}
-    order = np.lexsort((np.asarray(table["midpointMjdTai"], float), np.asarray(table[key], np.int64)))
-    t = table[order]
-    ids = np.asarray(t[key], np.int64)
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    ends = np.r_[starts[1:], len(ids)]
-    return {int(ids[s]): t[s:e] for s, e in zip(starts, ends, strict=True)}
+__all__ = ["build_ccd_alerts"]
 
 
 def _cutout(exposure: Exposure | None, ra: float, dec: float, size: int | None) -> bytes | None:

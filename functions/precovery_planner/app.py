@@ -12,14 +12,14 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent,
 )
 
-from alertprod.apdb import DynamoApdb
+from alertprod.apdb import dynamo_level1
 from alertprod.aws import Services
 from alertprod.config import Resources
 from alertprod.precovery import event_time_mjd_tai, plan_and_enqueue
 
 logger = Logger(service="alertprod-precovery-planner")
 services = Services.from_resources(Resources.from_env())
-apdb = DynamoApdb(services.dynamodb, services.resources.level1_table)
+level1 = dynamo_level1(services.dynamodb, services.resources.level1_table)
 persistence = DynamoDBPersistenceLayer(table_name=services.resources.idempotency_table,
                                        boto3_client=services.dynamodb)
 idempotency = IdempotencyConfig(event_key_jmespath='["time", "resources"]', expires_after_seconds=3 * 86400)
@@ -28,6 +28,6 @@ idempotency = IdempotencyConfig(event_key_jmespath='["time", "resources"]', expi
 @logger.inject_lambda_context
 @idempotent(persistence_store=persistence, config=idempotency)
 def lambda_handler(event, context):
-    report = plan_and_enqueue(apdb, services.precovery_queue, now_mjd_tai=event_time_mjd_tai(event))
+    report = plan_and_enqueue(level1, services.precovery_queue, now_mjd_tai=event_time_mjd_tai(event))
     logger.info("precovery planned", extra=report.__dict__)
     return report.__dict__

@@ -8,20 +8,20 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from alertprod.apdb import DynamoApdb
+from alertprod.apdb import dynamo_level1
 from alertprod.aws import Services
 from alertprod.config import Resources
-from alertprod.pipeline.stages import now_mjd_tai
+from alertprod.times import now_mjd_tai
 from alertprod.precovery import handle_message
 
 logger = Logger(service="alertprod-precovery-worker")
 processor = BatchProcessor(event_type=EventType.SQS)
 services = Services.from_resources(Resources.from_env())
-apdb = DynamoApdb(services.dynamodb, services.resources.level1_table)
+level1 = dynamo_level1(services.dynamodb, services.resources.level1_table)
 
 
 def record_handler(record: SQSRecord) -> dict:
-    result = handle_message(record.body, apdb=apdb, images=services.images,
+    result = handle_message(record.body, level1=level1, images=services.images,
                             queue=services.precovery_queue, processed_mjd_tai=now_mjd_tai())
     logger.info("precovery message handled", extra=result)
     return result

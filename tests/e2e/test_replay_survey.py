@@ -16,7 +16,7 @@ import pytest
 from astropy.table import Table
 
 from alertprod.apdb import DynamoApdb
-from alertprod.apdb.imageindex import contains
+from alertprod.pixelization import polygon_contains as contains
 from alertprod.formats import MaskBit, image_key, read_exposure
 from alertprod.replay.runner import replay
 from alertprod.sky import load_truth, simulate_survey

@@ -5,7 +5,8 @@ import pytest
 
 from alertprod.apdb import DynamoApdb
 from alertprod.apdb.schema import rubin_columns
-from alertprod.apdb.testing import create_level1_table, make_ccd_writes, make_objects, moto_dynamodb
+from alertprod.apdb.testing import make_ccd_writes, make_objects
+from alertprod.local.dynamodb import create_level1_table, moto_dynamodb
 
 pytest.importorskip("lsst.dax.apdb")
 pytest.importorskip("moto")

@@ -7,17 +7,13 @@ import pytest
 from astropy.table import Table
 
 from alertprod.apdb import PREV_VALIDITY_COLUMN as PREV
-from alertprod.apdb import CcdWrites, DynamoApdb, LeaseManager, cells_for_footprint
-from alertprod.apdb import leases as leases_module
-from alertprod.apdb.calls import InstrumentedClient
-from alertprod.apdb.testing import (
-    FailAfter,
-    create_level1_table,
-    make_ccd_writes,
-    make_objects,
-    make_sources,
-    moto_dynamodb,
-)
+from alertprod.apdb import CcdWrites, DynamoApdb, cells_for_footprint
+from alertprod.apdb.dynamodb import DynamoLeaseManager as LeaseManager
+from alertprod.apdb.dynamodb import _leases as leases_module
+from alertprod.apdb.dynamodb._calls import InstrumentedClient
+from alertprod.apdb.dynamodb._leases import fence_checks
+from alertprod.apdb.testing import make_ccd_writes, make_objects, make_sources
+from alertprod.local.dynamodb import FailAfter, create_level1_table, moto_dynamodb
 from alertprod.errors import ConflictError
 from alertprod.pixelization import pixel_of, pixels_in_cone
 
@@ -222,12 +218,12 @@ def test_uncontended_acquire_renew_and_release_cost_one_request_each(client, tab
                                           [RA + 0.11, DEC + 0.11], [RA - 0.11, DEC + 0.11]]))
     assert len(cells) >= 4
     for owner in ("ccd-A", "ccd-B"):  # new lease items, then existing released ones
-        before = counted.total()
+        before = counted.metrics.total()
         lease = leases.acquire(cells, owner)
         lease = leases.renew(lease, ttl_s=120)
         leases.release(lease)
-        assert counted.total() - before == 3
-        assert counted.requests["transact_write_items"] == counted.total()
+        assert counted.metrics.total() - before == 3
+        assert counted.metrics.requests["transact_write_items"] == counted.metrics.total()
     assert {h[0] for h in leases.holders(cells).values()} == {"ccd-B"}
     assert all(h[2] == 0 for h in leases.holders(cells).values())  # released: expired
 
@@ -256,10 +252,10 @@ def test_more_cells_than_one_transaction_are_taken_in_ordered_chunks(client, tab
     # cells 0-7 (two chunks) were taken, then given back when 9 stayed busy
     assert {c: h[0] for c, h in leases.holders(range(10)).items() if h[2] > 0} == {9: "ccd-A"}
     leases.release(blocker)
-    before = counted.total()
+    before = counted.metrics.total()
     big = leases.acquire(range(10), "precovery", ttl_s=60, wait_s=0)
-    assert counted.total() - before == 3  # ⌈10/4⌉ transactions
-    assert big.cells == list(range(10)) and len(big.fence_checks()) == 10
+    assert counted.metrics.total() - before == 3  # ⌈10/4⌉ transactions
+    assert big.cells == list(range(10)) and len(fence_checks(big, table)) == 10
     leases.release(big)
     assert all(h[2] == 0 for h in leases.holders(range(10)).values())
 

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from alertprod.apdb import DynamoApdb
-from alertprod.apdb import dynamodb as dynamodb_module
-from alertprod.apdb.testing import create_level1_table, make_ccd_writes, make_objects, moto_dynamodb
+from alertprod.apdb import dynamo_level1, write_export
+from alertprod.apdb.dynamodb import _apdb as dynamodb_module
+from alertprod.apdb.testing import make_ccd_writes, make_objects
+from alertprod.local.dynamodb import create_level1_table, moto_dynamodb
 from alertprod.errors import ConflictError, NotFoundError
 from alertprod.ids import ss_object_id
 
@@ -21,27 +22,32 @@ def client():
 
 
 @pytest.fixture
-def apdb(client):
-    return DynamoApdb(client, create_level1_table(client))
+def level1(client):
+    return dynamo_level1(client, create_level1_table(client))
 
 
-def test_ccd_ledger_moves_forward_only(apdb):
-    assert apdb.ledger.get_ccd_record(7, 3) is None
-    apdb.ledger.put_ccd_record(7, 3, "started", attempt=1)
-    apdb.ledger.put_ccd_record(7, 3, "stored", n_sources=12)
-    record = apdb.ledger.get_ccd_record(7, 3)
+@pytest.fixture
+def apdb(level1):
+    return level1.apdb
+
+
+def test_ccd_ledger_moves_forward_only(level1):
+    assert level1.ledger.get_ccd_record(7, 3) is None
+    level1.ledger.put_ccd_record(7, 3, "started", attempt=1)
+    level1.ledger.put_ccd_record(7, 3, "stored", n_sources=12)
+    record = level1.ledger.get_ccd_record(7, 3)
     assert record["state"] == "stored" and record["attempt"] == 1 and record["n_sources"] == 12
-    apdb.ledger.put_ccd_record(7, 3, "stored")  # a retry repeats its state
+    level1.ledger.put_ccd_record(7, 3, "stored")  # a retry repeats its state
     with pytest.raises(ConflictError):
-        apdb.ledger.put_ccd_record(7, 3, "started")
+        level1.ledger.put_ccd_record(7, 3, "started")
 
 
-def test_alert_marks_tell_a_retry_what_was_published(apdb):
-    apdb.ledger.mark_alerts(range(100, 160), "published")
-    apdb.ledger.mark_alert(5, "archived")
-    marks = apdb.ledger.get_alert_marks([5, 100, 159, 160])
+def test_alert_marks_tell_a_retry_what_was_published(level1):
+    level1.ledger.mark_alerts(range(100, 160), "published")
+    level1.ledger.mark_alert(5, "archived")
+    marks = level1.ledger.get_alert_marks([5, 100, 159, 160])
     assert marks == {5: "archived", 100: "published", 159: "published"}
-    assert apdb.client.requests["batch_write_item"] == 4  # 61 marks, 25 per request
+    assert level1.metrics.requests["batch_write_item"] == 4  # 61 marks, 25 per request
 
 
 def test_find_exposures_by_position_and_time(apdb):
@@ -76,9 +82,9 @@ def test_orbit_catalog_is_chunked_versioned_and_cached(apdb, monkeypatch):
     version = apdb.store_orbit_catalog(text)
     assert apdb.get_orbit_catalog_version() == version
     assert apdb.get_orbit_catalog() == text
-    calls = apdb.client.requests["batch_get_item"]
+    calls = apdb.metrics.requests["batch_get_item"]
     assert apdb.get_orbit_catalog() == text
-    assert apdb.client.requests["batch_get_item"] == calls  # served from the cache
+    assert apdb.metrics.requests["batch_get_item"] == calls  # served from the cache
     assert apdb.store_orbit_catalog(text + b"\nK99999 1.0") != version
 
 
@@ -99,7 +105,7 @@ def test_ss_objects_round_trip(apdb):
 def test_write_export_writes_the_five_fits_tables(apdb, tmp_path):
     objs = make_objects(3, 30.0, -20.0, 0.02)
     apdb.store_ccd(make_ccd_writes(objs, 1, 1, 60010.3, new=True), lease=None)
-    paths = apdb.write_export(tmp_path)
+    paths = write_export(apdb.export(), tmp_path)
     assert sorted(paths) == ["DiaForcedSource", "DiaObject", "DiaObjectHistory", "DiaSource",
                              "SSObject"]
     back = Table.read(paths["DiaObject"])

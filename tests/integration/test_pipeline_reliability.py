@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from ccdsky import SCALE_ARCSEC, CcdSky
 
-from alertprod.apdb import DynamoApdb
+from alertprod.apdb import dynamo_level1
 from alertprod.aws import AwsClients, Services
 from alertprod.local.stack import EmbeddedStack
 from alertprod.pipeline.config import PipelineConfig
@@ -147,11 +147,11 @@ def test_handler_killed_at_any_call_then_retried_duplicates_nothing():
         va, vb, total_events, crashed = scenario(0, None)
         assert not crashed and total_events > 20
         points = sorted(set(np.linspace(1, 0.95 * total_events, 14).astype(int)))
-        apdb = DynamoApdb(stack.clients.dynamodb, stack.resources.level1_table)
+        level1 = dynamo_level1(stack.clients.dynamodb, stack.resources.level1_table)
         for k, n in enumerate(points, start=1):
             va, vb, _, crashed = scenario(k, int(n))
             assert crashed
-            tables = apdb.export()
+            tables = level1.apdb.export()
             ids_a = {(va * 1000) * 100000 + 1 + i for i in range(5)}
             ids_b = {(vb * 1000) * 100000 + 1 + i for i in range(5)}
             objects = ids_a | {max(ids_b)}
@@ -159,7 +159,7 @@ def test_handler_killed_at_any_call_then_retried_duplicates_nothing():
             keys = {o["Key"] for o in archive.list_objects_v2(
                 Bucket=stack.resources.alert_bucket, Prefix=f"alerts/{vb:08d}/").get("Contents", [])}
             assert keys == {f"alerts/{vb:08d}/000/{i}.avro" for i in ids_b}, f"crash at {n}: alerts"
-            marks = apdb.ledger.get_alert_marks(sorted(ids_b))
+            marks = level1.ledger.get_alert_marks(sorted(ids_b))
             assert set(marks) == ids_b
 
 
@@ -191,7 +191,7 @@ def test_concurrent_shuffled_ccds_make_one_object_per_real_object():
         with ThreadPoolExecutor(max_workers=4) as pool:
             outcomes = list(pool.map(lambda k: _run(services, k), keys))
         assert all(o.status == "processed" for o in outcomes)
-        tables = DynamoApdb(stack.clients.dynamodb, stack.resources.level1_table).export()
+        tables = dynamo_level1(stack.clients.dynamodb, stack.resources.level1_table).apdb.export()
     objects = tables["DiaObject"]
     assert len(objects) == len(truth), f"{len(objects)} DiaObjects for {len(truth)} real objects"
     ora, odec = np.asarray(objects["ra"], float), np.asarray(objects["dec"], float)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from alertprod.apdb import DynamoApdb
-from alertprod.apdb.testing import create_level1_table, make_ccd_writes, make_objects, moto_dynamodb
+from alertprod.apdb.testing import make_ccd_writes, make_objects
+from alertprod.local.dynamodb import create_level1_table, moto_dynamodb
 from alertprod.aws import MemoryBlobStore
 from alertprod.precovery import plan_precovery, run_unit
 

@@ -18,7 +18,8 @@ from alertprod.alerts import (
     read_alert_container,
 )
 from alertprod.alerts.examples import example_alert
-from alertprod.alerts.publish import MAX_SNS_MESSAGE_BYTES, message_size
+from alertprod.alerts.publish import MAX_SNS_BATCH_ENTRIES, MAX_SNS_MESSAGE_BYTES, message_size
+from alertprod.aws.sns import batch_indices
 from alertprod.aws import MemoryBlobStore
 from alertprod.errors import ConfigError
 
@@ -31,13 +32,20 @@ class RecordingTopic:
     def __init__(self):
         self.calls: list[list[tuple[str, dict]]] = []
 
-    def publish_batch(self, entries):
+    def publish_batch(self, entries, *, on_batch=None):
         entries = list(entries)
+        sizes = [message_size(b, a) for b, a in entries]
+        for positions in batch_indices(sizes, MAX_SNS_BATCH_ENTRIES, MAX_SNS_MESSAGE_BYTES):
+            self.send([entries[i] for i in positions])
+            if on_batch is not None:
+                on_batch(positions)
+        return [str(i) for i in range(len(entries))]
+
+    def send(self, entries):  # one PublishBatch call
         assert len(entries) <= 10
         assert sum(message_size(b, a) for b, a in entries) <= MAX_SNS_MESSAGE_BYTES
         assert all(len(a) <= 10 for _, a in entries)
         self.calls.append(entries)
-        return [str(i) for i in range(len(entries))]
 
     @property
     def messages(self):
@@ -138,10 +146,10 @@ def test_alert_marks_ledger_adapts_a_per_alert_state_store(alerts):
 
 def test_failed_batch_leaves_unsent_alerts_unmarked(alerts):
     class FailingSecondCall(RecordingTopic):
-        def publish_batch(self, entries):
+        def send(self, entries):
             if self.calls:
                 raise RuntimeError("SNS unavailable")
-            return super().publish_batch(entries)
+            return super().send(entries)
 
     ledger = MemoryPublishLedger()
     with pytest.raises(RuntimeError):

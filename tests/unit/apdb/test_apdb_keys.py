@@ -2,8 +2,8 @@
 
 import pytest
 
-from alertprod.apdb import keys
-from alertprod.apdb.calls import MAX_BATCH_WRITE, batch_write, transact_write
+from alertprod.apdb.dynamodb import _keys as keys
+from alertprod.apdb.dynamodb._calls import MAX_BATCH_WRITE, batch_write, transact_write
 from alertprod.errors import StorageError
 
 
@@ -66,7 +66,7 @@ class _Conflicting:
 
 
 def test_transaction_conflicts_are_retried_but_failed_conditions_are_not():
-    from alertprod.apdb.calls import TransactionCancelledError
+    from alertprod.apdb.dynamodb._calls import TransactionCancelledError
 
     ops = [{"ConditionCheck": {"TableName": "t", "Key": k_lease}} for k_lease in
            (keys.lease(1), keys.lease(2))]

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from alertprod.apdb.leases import LEASE_ORDER, Lease, cells_for_footprint
+from alertprod.apdb import LEASE_ORDER, Lease, cells_for_footprint
+from alertprod.apdb.dynamodb._leases import fence_checks
 from alertprod.pixelization import pixel_of
 
 
@@ -40,8 +41,8 @@ def test_footprint_needs_three_corners():
 
 
 def test_fence_checks_test_owner_and_token_of_every_cell():
-    lease = Lease("t", "ccd-A", {5: 17, 3: 2}, 0.0)
-    checks = lease.fence_checks()
+    lease = Lease("ccd-A", {5: 17, 3: 2}, 0.0)
+    checks = fence_checks(lease, "t")
     assert lease.cells == [3, 5]
     assert [c["ConditionCheck"]["Key"]["pk"]["S"] for c in checks] == ["LEASE#3", "LEASE#5"]
     assert [c["ConditionCheck"]["ExpressionAttributeValues"][":t"]["N"] for c in checks] == ["2", "17"]

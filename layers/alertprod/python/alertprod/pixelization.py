@@ -17,7 +17,7 @@ import numpy as np
 from astropy_healpix import HEALPix
 from scipy.spatial import ConvexHull, QhullError
 
-__all__ = ["PIXEL_ORDER", "pixel_of", "pixels_in_cone", "pixels_covering"]
+__all__ = ["PIXEL_ORDER", "pixel_of", "pixels_in_cone", "pixels_covering", "polygon_contains"]
 
 #: HEALPix order of the spatial partitions (nside = 2**order).
 PIXEL_ORDER = 10
@@ -210,3 +210,18 @@ def _cover(corners_deg: np.ndarray, margin_rad: float, order: int) -> np.ndarray
                                                      _FINE_STEP)
             keep.append(cand[undecided][fine_in | fine_undecided])  # keep when in doubt
     return np.unique(np.concatenate(keep)).astype(np.int64)
+
+
+def polygon_contains(corners_radec: np.ndarray, ra_deg: float, dec_deg: float) -> bool:
+    """Whether a convex spherical polygon (corners in order, deg) contains a position.
+
+    Written by hand: the point lies on the same side of every great-circle edge, i.e. the
+    triple products ``(c_i × c_{i+1}) · p`` share one sign. No runtime dependency offers
+    spherical polygons (``lsst.sphgeom`` is not in the Lambda layer).
+    """
+    corners = np.asarray(corners_radec, float)
+    c = _unit(np.deg2rad(corners[:, 0]), np.deg2rad(corners[:, 1]))
+    p = _unit(np.deg2rad(np.asarray(ra_deg, float)), np.deg2rad(np.asarray(dec_deg, float)))
+    side = np.einsum("ij,j->i", np.cross(c, np.roll(c, -1, axis=0)), p)
+    return bool(np.all(side >= 0) or np.all(side <= 0))
+

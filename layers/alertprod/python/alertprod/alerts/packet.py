@@ -167,14 +167,14 @@ def build_alert(dia_source: Mapping[str, Any], *, dia_object: Mapping[str, Any] 
 
 
 def _grouped_history(table: Table, record: str, name: str, arg: str,
-                     nan_as_null: bool) -> dict[int, list[dict]]:
-    """Records of a history table by ``diaObjectId``, each group in ``midpointMjdTai`` order."""
+                     nan_as_null: bool, *, by: str = "diaObjectId") -> dict[int, list[dict]]:
+    """Records of a history table by ``by`` (an object id), each group in ``midpointMjdTai`` order."""
     if len(table) == 0:
         return {}
-    for col in ("diaObjectId", "midpointMjdTai"):
+    for col in (by, "midpointMjdTai"):
         if col not in table.colnames:
             raise AlertSchemaError(f"{arg}: a history table needs a {col!r} column")
-    ids = np.asarray(table["diaObjectId"], np.int64)
+    ids = np.asarray(np.ma.filled(np.ma.asarray(table[by]), 0), np.int64)
     order = np.lexsort((np.asarray(table["midpointMjdTai"], float), ids))
     ids = ids[order]
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
@@ -197,6 +197,7 @@ def build_alerts(dia_sources: Table, *, dia_objects: Table | Mapping[int, Any] |
                  prv_dia_forced_sources: Table | Mapping[int, Any] | None,
                  ss_sources: Mapping[int, Any] | None = None,
                  mpc_orbits: Mapping[int, Any] | None = None,
+                 prv_ss_sources: Table | None = None,
                  cutouts_difference: Sequence[bytes | None] | None,
                  cutouts_template: Sequence[bytes | None] | None,
                  cutouts_science: Sequence[bytes | None] | None = None,
@@ -223,6 +224,9 @@ def build_alerts(dia_sources: Table, *, dia_objects: Table | Mapping[int, Any] |
         SSSource rows by ``diaSourceId``.
     mpc_orbits : Mapping, optional
         MPC orbit rows by ``ssObjectId``.
+    prv_ss_sources : Table, optional
+        Earlier DiaSources of known asteroids (grouped by ``ssObjectId``): the
+        ``prvDiaSources`` of a source associated with an SSObject (seed step 2).
     cutouts_difference, cutouts_template, cutouts_science : sequence of bytes or None
         FITS cutouts aligned with the rows of ``dia_sources`` (None: no such cutouts).
     observation_reason, target_name : str, optional
@@ -265,6 +269,8 @@ def build_alerts(dia_sources: Table, *, dia_objects: Table | Mapping[int, Any] |
         else:
             histories.append({} if rows is None else
                              {k: _records(v, record, name, nan_as_null) for k, v in rows.items()})
+    ss_history = {} if prv_ss_sources is None else _grouped_history(
+        prv_ss_sources, "diaSource", "prvDiaSources", "prv_ss_sources", nan_as_null, by="ssObjectId")
     seen: set[int] = set()
     out = []
     for k, src in enumerate(sources):
@@ -276,6 +282,8 @@ def build_alerts(dia_sources: Table, *, dia_objects: Table | Mapping[int, Any] |
             obj = to_record(dia_objects[oid], "diaObject", nan_as_null=nan_as_null)
         if prv_dia_sources is not None:
             prv = histories[0].get(oid, []) if oid else []
+        if not oid and src["ssObjectId"] and src["ssObjectId"] in ss_history:
+            prv = [dict(r) for r in ss_history[src["ssObjectId"]]]
         if prv_dia_forced_sources is not None:
             forced = histories[1].get(oid, []) if oid else []
         if oid in seen:  # a second source of the same object: its own copies

@@ -19,7 +19,7 @@ import base64
 import json
 import math
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, Protocol
 
@@ -66,7 +66,10 @@ class ArchiveStore(Protocol):
 class AlertTopic(Protocol):
     """Where alerts are announced (e.g. :class:`alertprod.aws.SnsTopic`)."""
 
-    def publish_batch(self, entries: Iterable[tuple[str, Mapping[str, Any] | None]]) -> list[str]: ...
+    def publish_batch(self, entries: Iterable[tuple[str, Mapping[str, Any] | None]], *,
+                      on_batch: Callable[[list[int]], None] | None = None) -> list[str]:
+        """Publish within the service's batch limits; ``on_batch(positions)`` after each
+        accepted batch (the one batching rule lives in the adapter)."""
 
 
 class PublishLedger(Protocol):
@@ -325,31 +328,21 @@ class AlertPublisher:
                 prepared = list(pool.map(self._prepare, todo))
         else:
             prepared = [self._prepare(a) for a in todo]
-        published = claims = packet_bytes = message_bytes = batches = 0
-        for chunk in _batches(prepared):
-            self.topic.publish_batch([(body, attrs) for _, body, attrs, _, _ in chunk])
-            batches += 1
+        totals = dict.fromkeys(("published", "claims", "packet", "message", "batches"), 0)
+
+        def sent(positions: list[int]) -> None:  # one accepted PublishBatch call
+            chunk = [prepared[i] for i in positions]
             if self.ledger is not None:
                 self.ledger.mark_published([item[0] for item in chunk])
+            totals["batches"] += 1
             for _, body, attrs, n_packet, claim in chunk:
-                published += 1
-                claims += claim
-                packet_bytes += n_packet
-                message_bytes += message_size(body, attrs)
-        return PublishStats(published, claims, skipped, packet_bytes, message_bytes, batches)
+                totals["published"] += 1
+                totals["claims"] += claim
+                totals["packet"] += n_packet
+                totals["message"] += message_size(body, attrs)
 
-
-def _batches(prepared: list[tuple[int, str, dict[str, Any], int, bool]]
-             ) -> Iterable[list[tuple[int, str, dict[str, Any], int, bool]]]:
-    """Groups of at most 10 messages and 256 KB in total: one PublishBatch call each."""
-    chunk: list[tuple[int, str, dict[str, Any], int, bool]] = []
-    total = 0
-    for item in prepared:
-        size = message_size(item[1], item[2])
-        if chunk and (len(chunk) == MAX_SNS_BATCH_ENTRIES or total + size > MAX_SNS_MESSAGE_BYTES):
-            yield chunk
-            chunk, total = [], 0
-        chunk.append(item)
-        total += size
-    if chunk:
-        yield chunk
+        if prepared:
+            self.topic.publish_batch([(body, attrs) for _, body, attrs, _, _ in prepared],
+                                     on_batch=sent)
+        return PublishStats(totals["published"], totals["claims"], skipped, totals["packet"],
+                            totals["message"], totals["batches"])

@@ -1,37 +1,63 @@
-"""The Level 1 database (APDB) on DynamoDB: DiaObject versions, DiaSource, DiaForcedSource, SSObject.
+"""The Level 1 database (APDB): DiaObject versions, DiaSource, DiaForcedSource, SSObject.
 
-- :class:`Apdb` — the science-speaking interface (after Rubin's ``dax_apdb``);
-- :class:`DynamoApdb` — its implementation on one DynamoDB table, key lookups only;
-- :class:`LeaseManager` / :class:`Lease` — sky-cell leases with fencing tokens;
-- :class:`CcdLedger` — per-CCD processing states and alert publish marks;
-- :mod:`~alertprod.apdb.schema` — Rubin ``apdb.yaml`` columns, ``empty_table``, ``conform``.
+Interfaces the pipeline and precovery depend on:
+
+- :class:`Apdb` — the science-speaking database (after Rubin's ``dax_apdb``);
+- :class:`CcdLedger` (:class:`CcdState`) and :class:`LeaseManager` (:class:`Lease`,
+  :func:`leased`) — exactly-once processing and concurrency;
+- :class:`Level1` — the three together, as one deployment provides them.
+
+Backends: :mod:`alertprod.apdb.dynamodb` (one DynamoDB table; :func:`dynamo_level1`) and
+:mod:`alertprod.apdb.memory` (in process; :func:`memory_level1`). Schema:
+:mod:`~alertprod.apdb.schema` (Rubin ``apdb.yaml`` columns, ``empty_table``, ``conform``).
 
 See docs/apdb.md.
 """
 
-from alertprod.apdb.calls import InstrumentedClient
-from alertprod.apdb.dynamodb import DynamoApdb
+from alertprod.apdb.coordination import (
+    LEASE_ORDER,
+    CcdLedger,
+    CcdState,
+    Lease,
+    LeaseManager,
+    cells_for_footprint,
+    leased,
+)
+from alertprod.apdb.dynamodb import DynamoApdb, dynamo_level1
 from alertprod.apdb.export import write_export
-from alertprod.apdb.interface import PREV_VALIDITY_COLUMN, Apdb, CcdWrites, StoreStats
-from alertprod.apdb.leases import LEASE_ORDER, Lease, LeaseManager, cells_for_footprint
-from alertprod.apdb.ledger import CCD_STATES, CcdLedger
+from alertprod.apdb.interface import (
+    PREV_VALIDITY_COLUMN,
+    Apdb,
+    CcdWrites,
+    Level1,
+    PrecoveryRun,
+    StorageMetrics,
+    StoreStats,
+)
+# from alertprod.apdb.memory import MemoryApdb, memory_level1  # TEMP
 from alertprod.apdb.schema import TABLE_NAMES, conform, empty_table
 
 __all__ = [
-    "CCD_STATES",
     "LEASE_ORDER",
     "PREV_VALIDITY_COLUMN",
     "TABLE_NAMES",
     "Apdb",
     "CcdLedger",
+    "CcdState",
     "CcdWrites",
     "DynamoApdb",
-    "InstrumentedClient",
     "Lease",
     "LeaseManager",
+    "Level1",
+    "MemoryApdb",
+    "PrecoveryRun",
+    "StorageMetrics",
     "StoreStats",
     "cells_for_footprint",
     "conform",
+    "dynamo_level1",
     "empty_table",
+    "leased",
+    "memory_level1",
     "write_export",
 ]

@@ -1,14 +1,22 @@
 """The science-speaking interface of the Level 1 database, after Rubin's ``dax_apdb``.
 
 The per-CCD pipeline reads the DiaObjects of a sky region and their 12-month history, and
-stores one CCD's DiaSources, forced measurements and new DiaObject versions. Backends implement
-:class:`Apdb`; :class:`alertprod.apdb.dynamodb.DynamoApdb` is the DynamoDB one.
+stores one CCD's DiaSources, forced measurements and new DiaObject versions; daytime precovery
+reads the night's new objects, finds cached exposures, stores forced rows and keeps a fan-in
+record per run. Everything the pipeline and precovery need of storage is on :class:`Apdb`
+(with :class:`~alertprod.apdb.coordination.CcdLedger` and
+:class:`~alertprod.apdb.coordination.LeaseManager` for exactly-once and concurrency).
+
+Backends: :class:`alertprod.apdb.dynamodb.DynamoApdb` (one DynamoDB table) and
+:class:`alertprod.apdb.memory.MemoryApdb` (in process, for tests and tools); both pass the
+contract suite in ``tests/contract/``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,9 +24,9 @@ import numpy as np
 from astropy.table import Table
 
 if TYPE_CHECKING:
-    from alertprod.apdb.leases import Lease
+    from alertprod.apdb.coordination import CcdLedger, Lease, LeaseManager
 
-__all__ = ["Apdb", "CcdWrites", "StoreStats", "PREV_VALIDITY_COLUMN"]
+__all__ = ["Apdb", "CcdWrites", "Level1", "PrecoveryRun", "StorageMetrics", "StoreStats", "PREV_VALIDITY_COLUMN"]
 
 #: Column of ``CcdWrites.dia_objects`` naming the version a new version replaces (NaN: new object).
 PREV_VALIDITY_COLUMN = "prevValidityStartMjdTai"
@@ -54,6 +62,67 @@ class CcdWrites:
     ss_objects: Table | None = None
 
 
+class StorageMetrics:
+    """The metrics hook of a backend: storage requests by operation, and consumed capacity.
+
+    A backend calls :meth:`count` once per request it sends (DynamoDB: per client call; the
+    in-memory backend: per request it models with the same item limits), so the pipeline
+    reports requests per CCD without knowing what the backend talks to.
+
+    Attributes
+    ----------
+    requests : collections.Counter
+        Requests per operation name (``"batch_get_item"``, ``"transact_write_items"``, ...).
+    capacity_units : float
+        Capacity units the service reported (0 where it reports none).
+    """
+
+    def __init__(self) -> None:
+        self.requests: Counter[str] = Counter()
+        self.capacity_units = 0.0
+
+    def count(self, operation: str, n: int = 1, *, capacity_units: float = 0.0) -> None:
+        """Record ``n`` requests of ``operation`` (and the capacity they consumed)."""
+        self.requests[operation] += int(n)
+        self.capacity_units += float(capacity_units)
+
+    def snapshot(self) -> dict[str, int]:
+        """A copy of the request counts."""
+        return dict(self.requests)
+
+    def total(self) -> int:
+        """All requests so far."""
+        return int(sum(self.requests.values()))
+
+
+@dataclass(frozen=True)
+class PrecoveryRun:
+    """The fan-in record of one daily precovery run.
+
+    Attributes
+    ----------
+    run_id : str
+        The run (the start of the night it serves, ``"%.5f"`` TAI MJD).
+    expected_units : int
+        Units the planner sent.
+    done_units : frozenset of str
+        Unit keys completed so far.
+    object_ids : ndarray of int64
+        The run's new DiaObjects.
+    validity_start_mjd_tai : float
+        ``validityStartMjdTai`` of the versions the finalisation writes.
+    finalized : bool
+        Whether a caller has already won the finalisation.
+    """
+
+    run_id: str
+    expected_units: int
+    done_units: frozenset[str]
+    object_ids: np.ndarray
+    validity_start_mjd_tai: float
+    finalized: bool = False
+
+
 @dataclass
 class StoreStats:
     """What one :meth:`Apdb.store_ccd` call did.
@@ -61,7 +130,7 @@ class StoreStats:
     Attributes
     ----------
     requests : dict
-        DynamoDB requests by client method during the call.
+        Storage requests by operation during the call (see :class:`StorageMetrics`).
     capacity_units : float
         Consumed capacity reported by the service (0 where it reports none).
     objects_written, objects_already_done : int
@@ -82,7 +151,7 @@ class StoreStats:
 
     @property
     def total_requests(self) -> int:
-        """All DynamoDB requests of the call."""
+        """All storage requests of the call."""
         return sum(self.requests.values())
 
 
@@ -91,7 +160,7 @@ class Apdb(ABC):
 
     Notes
     -----
-    Guarantees of every backend (checked by the contract tests):
+    Guarantees of every backend (checked by the contract suite, ``tests/contract/``):
 
     - reads return the latest committed state (strongly consistent reads);
     - each DiaObject has exactly one open version (``validityEndMjdTai`` null); the version it
@@ -100,10 +169,23 @@ class Apdb(ABC):
     - :meth:`store_ccd` is idempotent: repeating it after a failure at any point completes the
       remaining writes and duplicates nothing; a DiaObject that changed meanwhile in a way the
       writes did not expect raises :class:`alertprod.errors.ConflictError`;
-    - writes made under a :class:`~alertprod.apdb.leases.Lease` are rejected once the lease
-      has been taken over (fencing), so a stalled CCD cannot overwrite a newer one's objects.
+    - writes made under a :class:`~alertprod.apdb.coordination.Lease` are rejected once the
+      lease has been taken over (fencing), so a stalled CCD cannot overwrite a newer one's
+      objects;
+    - no request exceeds DynamoDB's item limits (25 per batch write, 100 per batch read or
+      transaction), whatever the size of a CCD;
+    - :meth:`record_ss_observations` and :meth:`complete_precovery_unit` are atomic under
+      concurrent callers and idempotent for a repeated call.
+
+    Attributes
+    ----------
+    metrics : StorageMetrics
+        Requests this backend has sent (the pipeline reports them per CCD).
     """
 
+    metrics: StorageMetrics
+
+    # -- DiaObjects ----------------------------------------------------------------------------
     @abstractmethod
     def get_dia_objects(self, pixels: Sequence[int] | np.ndarray) -> Table:
         """Latest version of every DiaObject whose position is in the given HEALPix pixels.
@@ -116,40 +198,95 @@ class Apdb(ABC):
         Returns
         -------
         astropy.table.Table
-            DiaObject columns (ra/dec in deg, fluxes in nJy), one row per object.
+            DiaObject columns (ra/dec in deg, fluxes in nJy), one row per object, sorted by id.
         """
 
     @abstractmethod
     def get_dia_objects_by_id(self, ids: Sequence[int] | np.ndarray) -> Table:
-        """Latest version of the given DiaObjects (unknown ids are absent)."""
+        """Latest version of the given DiaObjects (unknown ids are absent), sorted by id."""
 
     @abstractmethod
-    def get_dia_sources(self, object_ids: Sequence[int] | np.ndarray, visit_time_mjd_tai: float,
-                        *, months: int = 12) -> Table:
-        """DiaSources of these objects with ``midpointMjdTai`` in [t − 30·months d, t).
+    def new_dia_objects(self, mjd_start: float, mjd_end: float) -> Table:
+        """DiaObjects created with ``validityStartMjdTai`` in [mjd_start, mjd_end).
+
+        Columns ``diaObjectId``, ``ra``, ``dec`` (deg), ``validityStartMjdTai``.
+        """
+
+    # -- history -------------------------------------------------------------------------------
+    @abstractmethod
+    def get_dia_history(self, object_ids: Sequence[int] | np.ndarray, visit_time_mjd_tai: float,
+                        *, months: int = 12) -> tuple[Table, Table]:
+        """DiaSources and DiaForcedSources of these objects, read together.
 
         Parameters
         ----------
         object_ids : array-like of int
             ``diaObjectId`` values.
         visit_time_mjd_tai : float
-            The current visit's midpoint, TAI MJD (exclusive upper bound).
+            Exclusive upper bound of ``midpointMjdTai`` (TAI MJD).
         months : int, keyword-only
             History length in 30-day months (Rubin alerts carry 12).
+
+        Returns
+        -------
+        (Table, Table)
+            DiaSource and DiaForcedSource rows with ``midpointMjdTai`` in
+            [t − 30·months d, t), sorted by object then time.
         """
 
-    @abstractmethod
+    def get_dia_sources(self, object_ids: Sequence[int] | np.ndarray, visit_time_mjd_tai: float,
+                        *, months: int = 12) -> Table:
+        """DiaSources of :meth:`get_dia_history`."""
+        return self.get_dia_history(object_ids, visit_time_mjd_tai, months=months)[0]
+
     def get_dia_forced_sources(self, object_ids: Sequence[int] | np.ndarray,
                                visit_time_mjd_tai: float, *, months: int = 12) -> Table:
-        """DiaForcedSources of these objects, same window as :meth:`get_dia_sources`."""
+        """DiaForcedSources of :meth:`get_dia_history`."""
+        return self.get_dia_history(object_ids, visit_time_mjd_tai, months=months)[1]
 
     @abstractmethod
+    def get_ss_sources(self, ss_object_ids: Sequence[int] | np.ndarray, visit_time_mjd_tai: float,
+                       *, months: int = 12) -> Table:
+        """DiaSources associated with these SSObjects, same window as :meth:`get_dia_history`.
+
+        Sorted by ``ssObjectId`` then time (an asteroid's alert carries them as its history).
+        """
+
+    # -- writes --------------------------------------------------------------------------------
+    @abstractmethod
+    def store_ccd(self, writes: CcdWrites, *, lease: Lease | None) -> StoreStats:
+        """Store one CCD's sources, forced sources and new DiaObject versions.
+
+        Parameters
+        ----------
+        writes : CcdWrites
+            The rows to write.
+        lease : Lease or None, keyword-only
+            The lease held on the CCD's sky cells; every write is fenced by it. ``None``
+            disables fencing (single-writer tools and tests only).
+
+        Raises
+        ------
+        ConflictError
+            When the lease was lost or a DiaObject changed unexpectedly; nothing of the
+            transaction that failed is written.
+        """
+
+    # -- solar system --------------------------------------------------------------------------
+    @abstractmethod
     def get_ss_objects(self, ids: Sequence[int] | np.ndarray | None = None) -> Table:
-        """SSObject rows (all when ``ids`` is None)."""
+        """SSObject rows (all when ``ids`` is None), observation counters filled."""
 
     @abstractmethod
     def store_ss_objects(self, table: Table) -> None:
         """Upsert SSObject rows."""
+
+    @abstractmethod
+    def record_ss_observations(self, dia_sources: Table) -> int:
+        """Count a CCD's solar-system DiaSources in their SSObjects (atomic, idempotent).
+
+        Returns the number of SSObjects updated.
+        """
 
     @abstractmethod
     def store_orbit_catalog(self, data: str | bytes) -> str:
@@ -163,26 +300,7 @@ class Apdb(ABC):
     def get_orbit_catalog(self) -> bytes:
         """The current orbit catalog's bytes (raises NotFoundError when none is stored)."""
 
-    @abstractmethod
-    def store_ccd(self, writes: CcdWrites, *, lease: Lease | None) -> StoreStats:
-        """Store one CCD's sources, forced sources and new DiaObject versions.
-
-        Parameters
-        ----------
-        writes : CcdWrites
-            The rows to write.
-        lease : Lease or None, keyword-only
-            The lease held on the CCD's sky cells; every write is fenced by it. ``None``
-            disables fencing (single-writer tools and tests only).
-        """
-
-    @abstractmethod
-    def new_dia_objects(self, mjd_start: float, mjd_end: float) -> Table:
-        """DiaObjects created with ``validityStartMjdTai`` in [mjd_start, mjd_end).
-
-        Columns ``diaObjectId``, ``ra``, ``dec`` (deg), ``validityStartMjdTai``.
-        """
-
+    # -- image-cache index ---------------------------------------------------------------------
     @abstractmethod
     def index_exposure(self, visit: int, detector: int, band: str, mjd_tai: float,
                        corners_radec: np.ndarray, kinds: Sequence[str]) -> None:
@@ -191,9 +309,52 @@ class Apdb(ABC):
     @abstractmethod
     def find_exposures(self, ra_deg: float, dec_deg: float, mjd_start: float,
                        mjd_end: float) -> Table:
-        """Cached exposures whose footprint contains the position, mid-time in [start, end)."""
+        """Cached exposures whose footprint contains the position, mid-time in [start, end).
 
+        Columns ``visit``, ``detector``, ``band``, ``midpointMjdTai``, ``corners``, ``kinds``
+        (comma-separated), sorted by time.
+        """
+
+    # -- precovery runs ------------------------------------------------------------------------
+    @abstractmethod
+    def start_precovery_run(self, run_id: str, *, n_units: int, object_ids: np.ndarray,
+                            validity_start_mjd_tai: float) -> None:
+        """Record a run's size and objects; a rerun rewrites them and keeps the done units."""
+
+    @abstractmethod
+    def complete_precovery_unit(self, run_id: str, unit_key: str) -> bool:
+        """Mark one unit done; True for exactly one caller once every unit of the run is done."""
+
+    @abstractmethod
+    def get_precovery_run(self, run_id: str) -> PrecoveryRun | None:
+        """The run record, or None when the run is unknown."""
+
+    # -- export --------------------------------------------------------------------------------
     @abstractmethod
     def export(self) -> dict[str, Table]:
         """Whole-database tables ``DiaObject``, ``DiaObjectHistory``, ``DiaSource``,
         ``DiaForcedSource``, ``SSObject`` with Rubin column names (not a hot path)."""
+
+
+@dataclass(frozen=True)
+class Level1:
+    """One deployment's Level 1 storage as the pipeline and precovery use it.
+
+    Attributes
+    ----------
+    apdb : Apdb
+        The database of DiaObjects, sources, SSObjects, image index and run records.
+    ledger : CcdLedger
+        Per-CCD states and alert publish marks.
+    leases : LeaseManager
+        Sky-cell leases fencing the APDB's writes.
+    """
+
+    apdb: Apdb
+    ledger: CcdLedger
+    leases: LeaseManager
+
+    @property
+    def metrics(self) -> StorageMetrics:
+        """Requests of all three (they share one hook)."""
+        return self.apdb.metrics

@@ -105,9 +105,13 @@ class SnsTopic:
             raise StorageError(f"cannot publish to {self.topic_arn}: {exc}") from exc
 
     def publish_batch(
-        self, entries: Iterable[tuple[str, Mapping[str, AttributeValue] | None]]
+        self, entries: Iterable[tuple[str, Mapping[str, AttributeValue] | None]], *,
+        on_batch: Callable[[list[int]], None] | None = None,
     ) -> list[str]:
         """Publish ``(message, attributes)`` pairs in as few PublishBatch calls as AWS allows.
+
+        ``on_batch(indices)`` is called after each PublishBatch call that SNS accepted whole,
+        with the input positions of its entries (the publisher marks its ledger from it).
 
         Returns
         -------
@@ -131,34 +135,37 @@ class SnsTopic:
             prepared.append((entry, size))
         return send_batches(
             lambda chunk: self.client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=chunk),
-            prepared, MAX_SNS_BATCH, MAX_SNS_BYTES, where=f"SNS topic {self.topic_arn}")
+            prepared, MAX_SNS_BATCH, MAX_SNS_BYTES, where=f"SNS topic {self.topic_arn}",
+            on_batch=on_batch)
 
 
-def _chunks(
-    prepared: Sequence[tuple[dict, int]], max_entries: int, max_bytes: int
-) -> Iterable[list[dict]]:
-    """Split entries into batches of at most ``max_entries`` entries and ``max_bytes`` bytes."""
-    chunk: list[dict] = []
+def batch_indices(sizes: Sequence[int], max_entries: int, max_bytes: int) -> Iterable[list[int]]:
+    """The one batching rule of SNS and SQS: consecutive entries, at most ``max_entries`` of
+    them and ``max_bytes`` in total per request; yields the positions of each batch."""
+    chunk: list[int] = []
     total = 0
-    for entry, size in prepared:
+    for i, size in enumerate(sizes):
         if chunk and (len(chunk) == max_entries or total + size > max_bytes):
             yield chunk
             chunk, total = [], 0
-        chunk.append(entry)
+        chunk.append(i)
         total += size
     if chunk:
         yield chunk
 
 
 def send_batches(call: Callable[[list[dict]], dict], prepared: Sequence[tuple[dict, int]],
-                 max_entries: int, max_bytes: int, *, where: str) -> list[str]:
+                 max_entries: int, max_bytes: int, *, where: str,
+                 on_batch: Callable[[list[int]], None] | None = None) -> list[str]:
     """Send ``(entry, size)`` pairs in batches within AWS's limits; message ids in entry order.
 
     ``call(entries)`` makes one batch request (SNS PublishBatch, SQS SendMessageBatch: both
-    answer with ``Successful``/``Failed`` lists keyed by the entries' ``Id``).
+    answer with ``Successful``/``Failed`` lists keyed by the entries' ``Id``);
+    ``on_batch(indices)`` follows each batch accepted whole.
     """
     ids: list[str] = [""] * len(prepared)
-    for chunk in _chunks(prepared, max_entries, max_bytes):
+    for idx in batch_indices([size for _, size in prepared], max_entries, max_bytes):
+        chunk = [prepared[i][0] for i in idx]
         try:
             r = call(chunk)
         except ClientError as exc:
@@ -168,4 +175,6 @@ def send_batches(call: Callable[[list[dict]], dict], prepared: Sequence[tuple[di
             raise StorageError(f"{where} refused entries {failed}")
         for ok in r.get("Successful", []):
             ids[int(ok["Id"])] = ok["MessageId"]
+        if on_batch is not None:
+            on_batch(idx)
     return ids

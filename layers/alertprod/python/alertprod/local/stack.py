@@ -126,7 +126,7 @@ class EmbeddedStack:
         os.environ.update(env)
         self._patch_moto_clock()
         # moto deep-copies a whole table per transaction item; the APDB's transactions need O(items)
-        from alertprod.apdb.testing import patch_moto_transactions
+        from alertprod.local.dynamodb import patch_moto_transactions
 
         patch_moto_transactions()
         try:

@@ -5,7 +5,8 @@
 - :mod:`~alertprod.orbits.designations` — packed designations and epochs;
 - :mod:`~alertprod.orbits.kepler` — two-body propagation, elements ↔ state vectors;
 - :mod:`~alertprod.orbits.ephemeris` — topocentric light-time-corrected positions at epochs;
-- :mod:`~alertprod.orbits.population` — synthetic orbits through chosen fields (the simulator).
+- :mod:`~alertprod.orbits.population` — synthetic orbits through chosen fields (the simulator);
+- :mod:`~alertprod.orbits.rows` — SSObject, SSSource and ``mpc_orbits`` rows of known asteroids.
 
 See docs/solar-system.md for frames, time scales and accuracy.
 """
@@ -35,6 +36,7 @@ from alertprod.orbits.kepler import (
 )
 from alertprod.orbits.mpcorb import read_mpcorb, write_mpcorb
 from alertprod.orbits.population import orbit_through, provisional_designations
+from alertprod.orbits.rows import mpc_orbit_records, ss_object_rows, ss_source_records
 
 __all__ = [
     "Elements",
@@ -42,6 +44,7 @@ __all__ = [
     "OrbitCatalog",
     "StateVector",
     "elements_to_state",
+    "mpc_orbit_records",
     "observer_states",
     "orbit_through",
     "pack_designation",
@@ -53,6 +56,8 @@ __all__ = [
     "read_mpcorb",
     "select_near",
     "solve_kepler",
+    "ss_object_rows",
+    "ss_source_records",
     "state_to_elements",
     "unpack_designation",
     "unpack_epoch",

@@ -1,8 +1,8 @@
 """Seed step 10: one alert packet per DiaSource of a CCD.
 
 Each alert carries the source, its DiaObject's new version (or, for an asteroid, its SSSource
-and MPC orbit), 12 months of the object's previous DiaSources and forced measurements
-(precovery included), and difference and template cutouts (no science cutout unless
+and MPC orbit), 12 months of the object's (or the asteroid's) previous DiaSources and forced
+measurements (precovery included), and difference and template cutouts (no science cutout unless
 configured, as the seed says). Image metadata travels in the source row (visit, detector,
 band, midpoint) and in the cutout headers (WCS, exposure time).
 """
@@ -31,7 +31,8 @@ def _cutout(exposure: Exposure | None, ra: float, dec: float, size: int | None) 
 
 def build_ccd_alerts(sources: Table, versions: Table, history: Table, forced_history: Table,
                      ss_rows: dict[int, dict], mpc_orbits: dict[int, dict],
-                     exposures: dict[str, Exposure | None], *, config: PipelineConfig) -> list[dict]:
+                     exposures: dict[str, Exposure | None], *, config: PipelineConfig,
+                     ss_history: Table | None = None) -> list[dict]:
     """Alert records of every DiaSource of the CCD, in ``diaSourceId`` order.
 
     Parameters
@@ -46,6 +47,10 @@ def build_ccd_alerts(sources: Table, versions: Table, history: Table, forced_his
         SSSource records by ``diaSourceId``, MPC orbit records by ``ssObjectId``.
     exposures : dict
         ``difference``, ``template``, ``science`` exposures (None where missing).
+    config : PipelineConfig, keyword-only
+    ss_history : Table, keyword-only, optional
+        12-month DiaSource history of the asteroids this CCD saw, before this visit (seed
+        step 2: an asteroid's alert carries its earlier DiaSources).
     """
     order = np.argsort(np.asarray(sources["diaSourceId"], np.int64), kind="stable")
     src = Table(sources[order], masked=False, copy=True)
@@ -76,6 +81,7 @@ def build_ccd_alerts(sources: Table, versions: Table, history: Table, forced_his
         prv_dia_forced_sources=forced_history if len(forced_history) else {},
         ss_sources=ss,
         mpc_orbits=mpc_orbits,
+        prv_ss_sources=ss_history if ss_history is not None and len(ss_history) else None,
         cutouts_difference=cutouts("difference"),
         cutouts_template=cutouts("template"),
         cutouts_science=cutouts("science") if config.include_science_cutout else None,

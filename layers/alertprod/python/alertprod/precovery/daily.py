@@ -22,15 +22,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.table import Table
 
-from alertprod.apdb.interface import PREV_VALIDITY_COLUMN, CcdWrites
-from alertprod.apdb.leases import LEASE_ORDER
+from alertprod.apdb import LEASE_ORDER, Apdb, CcdWrites, LeaseManager, leased
+from alertprod.aws import BlobStore
 from alertprod.errors import NotFoundError, PrecoveryError
-from alertprod.formats import image_key, read_exposure
-from alertprod.ids import forced_source_ids
-from alertprod.photometry.forced import forced_photometry_exposure
+from alertprod.formats import Exposure, image_key, read_exposure
+from alertprod.photometry.dia_forced import VisitImages, dia_forced_rows
 from alertprod.pixelization import pixel_of
 from alertprod.precovery.units import PrecoveryUnit
-from alertprod.summary import summarize_objects
+from alertprod.summary.versions import next_object_versions
 
 __all__ = ["PrecoveryPlan", "UnitResult", "plan_precovery", "run_unit", "finalize_objects",
            "CACHE_DAYS", "MAX_OBJECTS_PER_UNIT"]
@@ -68,7 +67,7 @@ class UnitResult:
     run_complete: bool = False
 
 
-def plan_precovery(apdb, *, now_mjd_tai: float, night_days: float = 1.0,
+def plan_precovery(apdb: Apdb, *, now_mjd_tai: float, night_days: float = 1.0,
                    cache_days: float = CACHE_DAYS) -> PrecoveryPlan:
     """Plan the precovery of the DiaObjects created in the ``night_days`` before ``now_mjd_tai``.
 
@@ -79,7 +78,7 @@ def plan_precovery(apdb, *, now_mjd_tai: float, night_days: float = 1.0,
     start, end = now_mjd_tai - night_days, now_mjd_tai
     new = apdb.new_dia_objects(start, end)
     groups: dict[tuple[int, int], dict] = defaultdict(lambda: {"ids": [], "ra": [], "dec": []})
-    meta: dict[tuple[int, int], tuple[str, float]] = {}
+    meta: dict[tuple[int, int], tuple[str, float, tuple[str, ...]]] = {}
     for row in new:
         oid, ra, dec = int(row["diaObjectId"]), float(row["ra"]), float(row["dec"])
         first = float(row["validityStartMjdTai"])
@@ -92,20 +91,22 @@ def plan_precovery(apdb, *, now_mjd_tai: float, night_days: float = 1.0,
             g["ids"].append(oid)
             g["ra"].append(ra)
             g["dec"].append(dec)
-            meta[key] = (str(e["band"]), float(e["midpointMjdTai"]))
+            meta[key] = (str(e["band"]), float(e["midpointMjdTai"]),
+                         tuple(str(e["kinds"]).split(",")))
     units = []
     for key in sorted(groups):
         g = groups[key]
-        band, mjd = meta[key]
+        band, mjd, kinds = meta[key]
         for s in range(0, len(g["ids"]), MAX_OBJECTS_PER_UNIT):
-            units.append(PrecoveryUnit(key[0], key[1], band, mjd, tuple(g["ids"][s:s + MAX_OBJECTS_PER_UNIT]),
-                                       tuple(g["ra"][s:s + MAX_OBJECTS_PER_UNIT]),
-                                       tuple(g["dec"][s:s + MAX_OBJECTS_PER_UNIT]), start))
+            part = slice(s, s + MAX_OBJECTS_PER_UNIT)
+            units.append(PrecoveryUnit(key[0], key[1], band, mjd, tuple(g["ids"][part]),
+                                       tuple(g["ra"][part]), tuple(g["dec"][part]), start, kinds))
     return PrecoveryPlan(run_id=f"{start:.5f}", night_start_mjd_tai=start, night_end_mjd_tai=end,
                          new_objects=len(new), units=units)
 
 
-def run_unit(unit: PrecoveryUnit, *, apdb, images, processed_mjd_tai: float) -> UnitResult:
+def run_unit(unit: PrecoveryUnit, *, apdb: Apdb, images: BlobStore,
+             processed_mjd_tai: float) -> UnitResult:
     """Measure one unit and store its DiaForcedSource rows (flagged ``isPrecovery``).
 
     Parameters
@@ -123,51 +124,41 @@ def run_unit(unit: PrecoveryUnit, *, apdb, images, processed_mjd_tai: float) -> 
     An exposure that expired from the cache between planning and measuring is skipped
     (``skipped_expired``); the precovery service re-creates expired difference images.
     """
-    try:
-        diff = read_exposure(images.get(image_key(unit.visit, unit.detector, "difference")),
-                             what="difference")
-    except NotFoundError:
+    diff = _cached(images, unit, "difference")
+    if diff is None:
         return UnitResult(unit.visit, unit.detector, 0, skipped_expired=True)
-    try:
-        sci = read_exposure(images.get(image_key(unit.visit, unit.detector, "science")), what="science")
-    except NotFoundError:
-        sci = None
-    rows = precovery_rows(unit, diff, sci, processed_mjd_tai=processed_mjd_tai)
+    rows = precovery_rows(unit, diff, _cached(images, unit, "science"),
+                          processed_mjd_tai=processed_mjd_tai,
+                          snapdiff=(_cached(images, unit, "snapdiff")
+                                    if unit.kinds is None or "snapdiff" in unit.kinds else None))
     apdb.store_ccd(CcdWrites(visit=unit.visit, detector=unit.detector, visit_time_mjd_tai=unit.mjd_tai,
                              dia_sources=Table(), dia_forced_sources=rows, dia_objects=Table()),
                    lease=None)
     return UnitResult(unit.visit, unit.detector, len(rows))
 
 
-def precovery_rows(unit: PrecoveryUnit, difference, science, *, processed_mjd_tai: float) -> Table:
+def _cached(images: BlobStore, unit: PrecoveryUnit, kind: str) -> Exposure | None:
+    """A cached image of the unit's exposure, None when it is not (or no longer) cached."""
+    try:
+        return read_exposure(images.get(image_key(unit.visit, unit.detector, kind)), what=kind)
+    except NotFoundError:
+        return None
+
+
+def precovery_rows(unit: PrecoveryUnit, difference: Exposure, science: Exposure | None, *,
+                   processed_mjd_tai: float, snapdiff: Exposure | None = None) -> Table:
     """DiaForcedSource rows of one unit (vectorised forced photometry over all its objects)."""
-    ra = np.asarray(unit.ra_deg, float)
-    dec = np.asarray(unit.dec_deg, float)
     ids = np.asarray(unit.dia_object_ids, np.int64)
     if ids.size == 0:
         raise PrecoveryError("unit has no objects")
-    d = forced_photometry_exposure(difference, ra, dec)
-    ok = np.isfinite(d.flux)
-    if science is not None:
-        s = forced_photometry_exposure(science, ra, dec)
-        sflux, serr = s.flux, s.flux_err
-    else:
-        sflux = serr = np.full(ids.size, np.nan)
-    n = int(ok.sum())
-    return Table({
-        "diaForcedSourceId": forced_source_ids(ids[ok], unit.visit, unit.detector),
-        "diaObjectId": ids[ok], "ra": ra[ok], "dec": dec[ok],
-        "visit": np.full(n, unit.visit, np.int64), "detector": np.full(n, unit.detector, np.int16),
-        "psfFlux": d.flux[ok].astype(float), "psfFluxErr": d.flux_err[ok].astype(float),
-        "midpointMjdTai": np.full(n, unit.mjd_tai),
-        "scienceFlux": np.asarray(sflux)[ok].astype(float), "scienceFluxErr": np.asarray(serr)[ok].astype(float),
-        "band": np.full(n, unit.band, dtype="U1"),
-        "timeProcessedMjdTai": np.full(n, processed_mjd_tai),
-        "isPrecovery": np.ones(n, dtype=bool),
-    })
+    images = VisitImages(unit.visit, unit.detector, unit.band, unit.mjd_tai, difference, science,
+                         snapdiff)
+    return dia_forced_rows(ids, np.asarray(unit.ra_deg, float), np.asarray(unit.dec_deg, float),
+                           images, processed_mjd_tai=processed_mjd_tai, is_precovery=True)
 
 
-def finalize_objects(apdb, object_ids, *, validity_start_mjd_tai: float, history_months: int = 12,
+def finalize_objects(apdb: Apdb, leases: LeaseManager, object_ids, *,
+                     validity_start_mjd_tai: float, history_months: int = 12,
                      lease_ttl_s: float = 120.0, cells_per_batch: int = 16) -> int:
     """New DiaObject versions whose forced-flux summaries include the precovery measurements.
 
@@ -190,36 +181,26 @@ def finalize_objects(apdb, object_ids, *, validity_start_mjd_tai: float, history
     for s in range(0, len(unique_cells), cells_per_batch):
         batch_cells = unique_cells[s:s + cells_per_batch]
         batch_ids = np.asarray(current["diaObjectId"], np.int64)[np.isin(cells, batch_cells)]
-        done += _finalize_batch(apdb, batch_ids, [int(c) for c in batch_cells],
+        done += _finalize_batch(apdb, leases, batch_ids, [int(c) for c in batch_cells],
                                 validity_start_mjd_tai, history_months, lease_ttl_s)
     return done
 
 
-def _finalize_batch(apdb, ids: np.ndarray, cells: list[int], validity_start_mjd_tai: float,
-                    history_months: int, lease_ttl_s: float) -> int:
-    lease = apdb.leases.acquire(cells, f"precovery:{validity_start_mjd_tai:.5f}:{cells[0]}",
-                                ttl_s=lease_ttl_s, wait_s=lease_ttl_s)
-    try:
+def _finalize_batch(apdb: Apdb, leases: LeaseManager, ids: np.ndarray, cells: list[int],
+                    validity_start_mjd_tai: float, history_months: int, lease_ttl_s: float) -> int:
+    owner = f"precovery:{validity_start_mjd_tai:.5f}:{cells[0]}"
+    with leased(leases, cells, owner, ttl_s=lease_ttl_s, wait_s=lease_ttl_s) as lease:
         current = apdb.get_dia_objects_by_id(ids)  # re-read under the lease
         fresh = current[np.asarray(current["validityStartMjdTai"], float) < validity_start_mjd_tai]
         if len(fresh) == 0:
             return 0
         fid = np.asarray(fresh["diaObjectId"], np.int64)
         hist, forced = apdb.get_dia_history(fid, validity_start_mjd_tai, months=history_months)
-        if len(hist) == 0:
+        versions = next_object_versions(Table(), fresh, hist, forced, Table(),
+                                        validity_start_mjd_tai=validity_start_mjd_tai)
+        if len(versions) == 0:
             return 0
-        versions = summarize_objects(hist, forced_sources=forced if len(forced) else None, extended=False)
-        prev = {int(i): k for k, i in enumerate(fid)}
-        vid = np.asarray(versions["diaObjectId"], np.int64)
-        k = np.array([prev[int(i)] for i in vid])
-        versions["nDiaSources"] = np.asarray(fresh["nDiaSources"], np.int64)[k]
-        versions["firstDiaSourceMjdTai"] = np.asarray(fresh["firstDiaSourceMjdTai"], float)[k]
-        versions["validityStartMjdTai"] = np.full(len(vid), validity_start_mjd_tai)
-        versions["validityEndMjdTai"] = np.full(len(vid), np.nan)
-        versions[PREV_VALIDITY_COLUMN] = np.asarray(fresh["validityStartMjdTai"], float)[k]
         apdb.store_ccd(CcdWrites(visit=0, detector=0, visit_time_mjd_tai=validity_start_mjd_tai,
                                  dia_sources=Table(), dia_forced_sources=Table(), dia_objects=versions),
                        lease=lease)
-        return len(vid)
-    finally:
-        apdb.leases.release(lease)
+        return len(versions)

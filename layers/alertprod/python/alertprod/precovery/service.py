@@ -14,6 +14,8 @@ from datetime import datetime
 import numpy as np
 from astropy.time import Time
 
+from alertprod.apdb import Level1
+from alertprod.aws import BlobStore, SqsQueue
 from alertprod.errors import PrecoveryError
 from alertprod.precovery.daily import (
     CACHE_DAYS,
@@ -22,10 +24,9 @@ from alertprod.precovery.daily import (
     plan_precovery,
     run_unit,
 )
-from alertprod.precovery.runs import complete_unit, run_objects, start_run, unit_key
 from alertprod.precovery.units import UNIT_SCHEMA, unit_from_message, unit_to_message
 
-__all__ = ["FINALIZE_SCHEMA", "DayReport", "event_time_mjd_tai", "plan_and_enqueue", "handle_message",
+__all__ = ["FINALIZE_SCHEMA", "DayReport", "unit_key", "event_time_mjd_tai", "plan_and_enqueue", "handle_message",
            "run_day_inline"]
 
 FINALIZE_SCHEMA = "alertprod.precovery-finalize/1"
@@ -59,6 +60,11 @@ def event_time_mjd_tai(event: dict) -> float:
         raise PrecoveryError(f"scheduled event has no valid 'time': {exc}") from exc
 
 
+def unit_key(visit: int, detector: int, part: int = 0) -> str:
+    """Identifier of a unit within its run."""
+    return f"{int(visit)}:{int(detector)}:{int(part)}"
+
+
 def _unit_keys(plan: PrecoveryPlan) -> list[str]:
     seen: dict[tuple[int, int], int] = {}
     keys = []
@@ -69,12 +75,13 @@ def _unit_keys(plan: PrecoveryPlan) -> list[str]:
     return keys
 
 
-def plan_and_enqueue(apdb, queue, *, now_mjd_tai: float, cache_days: float = CACHE_DAYS) -> DayReport:
+def plan_and_enqueue(level1: Level1, queue: SqsQueue, *, now_mjd_tai: float,
+                     cache_days: float = CACHE_DAYS) -> DayReport:
     """The planner function's work: plan the day, record the run, send one message per unit."""
-    plan = plan_precovery(apdb, now_mjd_tai=now_mjd_tai, cache_days=cache_days)
+    plan = plan_precovery(level1.apdb, now_mjd_tai=now_mjd_tai, cache_days=cache_days)
     ids = np.unique(np.asarray([i for u in plan.units for i in u.dia_object_ids], np.int64))
-    start_run(apdb.client, apdb.table_name, plan.run_id, n_units=len(plan.units), object_ids=ids,
-              validity_start_mjd_tai=now_mjd_tai)
+    level1.apdb.start_precovery_run(plan.run_id, n_units=len(plan.units), object_ids=ids,
+                                    validity_start_mjd_tai=now_mjd_tai)
     bodies = []
     for u, key in zip(plan.units, _unit_keys(plan), strict=True):
         d = json.loads(unit_to_message(u))
@@ -85,7 +92,8 @@ def plan_and_enqueue(apdb, queue, *, now_mjd_tai: float, cache_days: float = CAC
     return DayReport(plan.run_id, plan.new_objects, len(plan.units))
 
 
-def handle_message(body: str, *, apdb, images, queue, processed_mjd_tai: float) -> dict:
+def handle_message(body: str, *, level1: Level1, images: BlobStore, queue: SqsQueue,
+                   processed_mjd_tai: float) -> dict:
     """The worker function's work for one message (a unit or a finalisation chunk)."""
     try:
         doc = json.loads(body)
@@ -95,14 +103,17 @@ def handle_message(body: str, *, apdb, images, queue, processed_mjd_tai: float) 
         raise PrecoveryError("precovery message is not an object")
     if doc.get("schema") == FINALIZE_SCHEMA:
         ids = np.asarray(doc.get("diaObjectId", []), np.int64)
-        n = finalize_objects(apdb, ids, validity_start_mjd_tai=float(doc["validityStart"]))
+        n = finalize_objects(level1.apdb, level1.leases, ids,
+                             validity_start_mjd_tai=float(doc["validityStart"]))
         return {"finalized": n}
     if doc.get("schema") != UNIT_SCHEMA or "runId" not in doc or "unitKey" not in doc:
         raise PrecoveryError(f"unknown precovery message schema {doc.get('schema')!r}")
     unit = unit_from_message(body)
-    res = run_unit(unit, apdb=apdb, images=images, processed_mjd_tai=processed_mjd_tai)
-    if complete_unit(apdb.client, apdb.table_name, str(doc["runId"]), str(doc["unitKey"])):
-        ids, start = run_objects(apdb.client, apdb.table_name, str(doc["runId"]))
+    res = run_unit(unit, apdb=level1.apdb, images=images, processed_mjd_tai=processed_mjd_tai)
+    if level1.apdb.complete_precovery_unit(str(doc["runId"]), str(doc["unitKey"])):
+        run = level1.apdb.get_precovery_run(str(doc["runId"]))
+        ids = run.object_ids if run is not None else np.zeros(0, np.int64)
+        start = run.validity_start_mjd_tai if run is not None else float("nan")
         chunks = [json.dumps({"schema": FINALIZE_SCHEMA, "runId": doc["runId"], "validityStart": start,
                               "diaObjectId": ids[s:s + _FINALIZE_CHUNK].tolist()})
                   for s in range(0, len(ids), _FINALIZE_CHUNK)]
@@ -111,8 +122,10 @@ def handle_message(body: str, *, apdb, images, queue, processed_mjd_tai: float) 
     return {"measured": res.measured, "expired": res.skipped_expired}
 
 
-def run_day_inline(apdb, images, *, now_mjd_tai: float, cache_days: float = CACHE_DAYS) -> DayReport:
+def run_day_inline(level1: Level1, images: BlobStore, *, now_mjd_tai: float,
+                   cache_days: float = CACHE_DAYS) -> DayReport:
     """A whole precovery day in one process (no queue): plan, measure every unit, finalise."""
+    apdb = level1.apdb
     plan = plan_precovery(apdb, now_mjd_tai=now_mjd_tai, cache_days=cache_days)
     rep = DayReport(plan.run_id, plan.new_objects, len(plan.units))
     ids: set[int] = set()
@@ -121,5 +134,6 @@ def run_day_inline(apdb, images, *, now_mjd_tai: float, cache_days: float = CACH
         rep.measured += r.measured
         rep.expired += int(r.skipped_expired)
         ids.update(u.dia_object_ids)
-    rep.finalized = finalize_objects(apdb, sorted(ids), validity_start_mjd_tai=now_mjd_tai)
+    rep.finalized = finalize_objects(apdb, level1.leases, sorted(ids),
+                                     validity_start_mjd_tai=now_mjd_tai)
     return rep

@@ -36,6 +36,9 @@ class PrecoveryUnit:
         Their positions (degrees).
     night_mjd_tai : float
         Start of the night whose new objects this unit serves (for the ledger and logs).
+    kinds : tuple of str or None
+        Image kinds cached for the exposure (None: unknown, as in messages of earlier
+        releases; the worker then looks for every kind).
     """
 
     visit: int
@@ -46,6 +49,7 @@ class PrecoveryUnit:
     ra_deg: tuple[float, ...]
     dec_deg: tuple[float, ...]
     night_mjd_tai: float = float("nan")
+    kinds: tuple[str, ...] | None = None
 
     def __post_init__(self):
         n = len(self.dia_object_ids)
@@ -66,6 +70,7 @@ def unit_to_message(unit: PrecoveryUnit) -> str:
         "mjdTai": unit.mjd_tai, "nightMjdTai": unit.night_mjd_tai,
         "diaObjectId": list(map(int, unit.dia_object_ids)),
         "ra": list(map(float, unit.ra_deg)), "dec": list(map(float, unit.dec_deg)),
+        **({} if unit.kinds is None else {"kinds": list(unit.kinds)}),
     })
 
 
@@ -83,7 +88,8 @@ def unit_from_message(body: str) -> PrecoveryUnit:
             raise PrecoveryError(f"unit message schema is {d.get('schema')!r}, not {UNIT_SCHEMA}")
         return PrecoveryUnit(int(d["visit"]), int(d["detector"]), str(d["band"]), float(d["mjdTai"]),
                              tuple(int(i) for i in d["diaObjectId"]), tuple(float(r) for r in d["ra"]),
-                             tuple(float(x) for x in d["dec"]), float(d.get("nightMjdTai", "nan")))
+                             tuple(float(x) for x in d["dec"]), float(d.get("nightMjdTai", "nan")),
+                             None if d.get("kinds") is None else tuple(str(k) for k in d["kinds"]))
     except PrecoveryError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError) as exc:

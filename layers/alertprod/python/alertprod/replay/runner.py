@@ -21,7 +21,7 @@ import numpy as np
 from astropy.time import Time
 from tqdm import tqdm
 
-from alertprod.apdb import DynamoApdb
+from alertprod.apdb import CcdState, Level1, dynamo_level1, write_export
 from alertprod.formats.layout import MPCORB_PREFIX
 from alertprod.local.stack import EmbeddedStack
 from alertprod.replay.survey_dir import VisitUpload, scan_survey_dir
@@ -108,10 +108,10 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
             stack.run_until_idle(timeout_s=timeout_s)
         if before_export is not None:
             before_export(stack)
-        apdb = DynamoApdb(stack.clients.dynamodb, res.level1_table)
+        level1 = dynamo_level1(stack.clients.dynamodb, res.level1_table)
         if export:
-            result.exported = export_all(stack, apdb, out)
-        result.summary = summarize(stack, apdb, visits, out)
+            result.exported = export_all(stack, level1, out)
+        result.summary = summarize(stack, level1, visits, out)
     result.wall_seconds = time.perf_counter() - t0
     result.summary["precoveryDays"] = result.precovery_days
     result.summary["wallSeconds"] = round(result.wall_seconds, 2)
@@ -119,10 +119,10 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
     return result
 
 
-def export_all(stack: EmbeddedStack, apdb: DynamoApdb, out: Path) -> dict[str, str]:
+def export_all(stack: EmbeddedStack, level1: Level1, out: Path) -> dict[str, str]:
     """Write the Level 1 tables, every archived alert and the quarantine records into ``out``."""
     res = stack.resources
-    written = dict(apdb.write_export(out))
+    written = dict(write_export(level1.apdb.export(), out))
     alerts_dir = out / "alerts"
     if alerts_dir.exists():
         shutil.rmtree(alerts_dir)
@@ -147,14 +147,14 @@ def _list(s3, bucket: str, prefix: str) -> list[str]:
     return sorted(keys)
 
 
-def summarize(stack: EmbeddedStack, apdb: DynamoApdb, visits: list[VisitUpload], out: Path) -> dict:
+def summarize(stack: EmbeddedStack, level1: Level1, visits: list[VisitUpload], out: Path) -> dict:
     """The closing summary: counts, per-CCD timings and DynamoDB requests (from the ledger)."""
     per_ccd = []
     totals: dict[str, int] = {}
     for v in visits:
         for c in v.ccds:
-            rec = apdb.ledger.get_ccd_record(c.visit, c.detector)
-            if not rec or rec.get("state") != "done":
+            rec = level1.ledger.get_ccd_record(c.visit, c.detector)
+            if not rec or rec.get("state") != CcdState.DONE:
                 continue
             counts = rec.get("counts", {})
             for k, n in counts.items():

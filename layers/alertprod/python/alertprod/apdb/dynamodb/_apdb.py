@@ -17,15 +17,17 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
-from alertprod.apdb import keys
-from alertprod.apdb.calls import InstrumentedClient, batch_get, batch_write, num, scan_all
-from alertprod.apdb.codec import pack_rows, unpack_rows
-from alertprod.apdb.imageindex import find_exposures, index_exposure
-from alertprod.apdb.interface import Apdb, CcdWrites, StoreStats
-from alertprod.apdb.leases import Lease, LeaseManager
-from alertprod.apdb.ledger import CcdLedger
-from alertprod.apdb.ssobs import apply_observations, observation_sets, record_observations
-from alertprod.apdb.store import store_ccd, unpack_new_object
+from alertprod.apdb.dynamodb import _keys as keys
+from alertprod.apdb.coordination import Lease
+from alertprod.apdb.dynamodb import _runs
+from alertprod.apdb.dynamodb._calls import InstrumentedClient, batch_get, batch_write, num, scan_all
+from alertprod.apdb.dynamodb._codec import pack_rows, unpack_rows
+from alertprod.apdb.dynamodb._export import export_tables
+from alertprod.apdb.dynamodb._imageindex import find_exposures, index_exposure
+from alertprod.apdb.dynamodb._leases import fence_checks
+from alertprod.apdb.dynamodb._ssobs import apply_observations, observation_sets, record_observations
+from alertprod.apdb.dynamodb._store import ccd_tag, store_ccd, unpack_new_object
+from alertprod.apdb.interface import Apdb, CcdWrites, PrecoveryRun, StorageMetrics, StoreStats
 from alertprod.errors import NotFoundError
 from alertprod.ids import TIME_BUCKET_DAYS, time_bucket
 
@@ -58,40 +60,39 @@ class DynamoApdb(Apdb):
     Parameters
     ----------
     client : botocore client
-        Low-level DynamoDB client, injected (wrapped here in an
-        :class:`~alertprod.apdb.calls.InstrumentedClient` unless it already is one).
+        Low-level DynamoDB client, injected (wrapped in an ``InstrumentedClient`` that
+        reports to ``metrics`` unless it already is one).
     table_name : str
         The Level 1 table (``Level1Table`` in the template).
+    metrics : StorageMetrics, keyword-only, optional
+        The metrics hook (shared with the ledger and leases by :func:`dynamo_level1`).
 
     Attributes
     ----------
-    client : InstrumentedClient
-        Counts every request this object makes (``client.requests``).
-    leases : LeaseManager
-        Sky-cell leases in the same table.
-    ledger : CcdLedger
-        Per-CCD processing records and alert publish marks in the same table.
+    metrics : StorageMetrics
+        Every request this object sends.
     """
 
-    def __init__(self, client: Any, table_name: str):
+    def __init__(self, client: Any, table_name: str, *, metrics: StorageMetrics | None = None):
         if not table_name:
             raise ValueError("table_name: must be a non-empty string")
-        self.client = client if isinstance(client, InstrumentedClient) else InstrumentedClient(client)
-        self.table_name = table_name
-        self.leases = LeaseManager(self.client, table_name)
-        self.ledger = CcdLedger(self.client, table_name)
+        if not isinstance(client, InstrumentedClient):
+            client = InstrumentedClient(client, metrics)
+        self._client = client
+        self._table = table_name
+        self.metrics = client.metrics
         self._orbit_cache: tuple[str, bytes] | None = None
 
     # -- DiaObjects ---------------------------------------------------------------------------
     def _last_items(self, ids: list[int]) -> list[dict]:
         # Only the two attributes needed: moto's response serialiser costs per attribute,
         # and on AWS a projection trims the bytes on the wire (not the read units).
-        return batch_get(self.client, self.table_name, [keys.obj_last(i) for i in ids],
+        return batch_get(self._client, self._table, [keys.obj_last(i) for i in ids],
                          projection="#row, pix", names={"#row": "row"})
 
     def get_dia_objects(self, pixels: Sequence[int] | np.ndarray) -> Table:
         wanted = set(_as_ids(pixels, "pixels"))
-        index = batch_get(self.client, self.table_name, [keys.pixel_index(p) for p in wanted])
+        index = batch_get(self._client, self._table, [keys.pixel_index(p) for p in wanted])
         ids = sorted({int(i) for item in index for i in item.get("ids", {}).get("NS", [])})
         items = [i for i in self._last_items(ids) if int(i["pix"]["N"]) in wanted]
         return self._objects_table(items)
@@ -117,6 +118,18 @@ class DynamoApdb(Apdb):
             DiaSource and DiaForcedSource rows with ``midpointMjdTai`` in
             [t − 30·months d, t), sorted by object then time.
         """
+        items, start, t = self._history_items(object_ids, visit_time_mjd_tai, months, ss=False)
+        return (_window(unpack_rows(_rows_of(items, "s"), "DiaSource"), start, t, "diaObjectId"),
+                _window(unpack_rows(_rows_of(items, "f"), "DiaForcedSource"), start, t,
+                        "diaObjectId"))
+
+    def get_ss_sources(self, ss_object_ids: Sequence[int] | np.ndarray, visit_time_mjd_tai: float,
+                       *, months: int = 12) -> Table:
+        items, start, t = self._history_items(ss_object_ids, visit_time_mjd_tai, months, ss=True)
+        return _window(unpack_rows(_rows_of(items, "s"), "DiaSource"), start, t, "ssObjectId")
+
+    def _history_items(self, object_ids: Any, visit_time_mjd_tai: float, months: int, *,
+                       ss: bool) -> tuple[list[dict], float, float]:
         ids = _as_ids(object_ids, "object_ids")
         t = float(visit_time_mjd_tai)
         if not np.isfinite(t):
@@ -125,39 +138,26 @@ class DynamoApdb(Apdb):
             raise ValueError(f"months: must be >= 0, got {months}")
         start = t - TIME_BUCKET_DAYS * months
         buckets = range(time_bucket(start), time_bucket(t) + 1)
-        items = batch_get(self.client, self.table_name,
-                          [keys.history(i, b) for i in ids for b in buckets])
-        out = []
-        for prefix, name in (("s", "DiaSource"), ("f", "DiaForcedSource")):
-            rows = unpack_rows(_rows_of(items, prefix), name)
-            mid = np.asarray(rows["midpointMjdTai"], float)
-            rows = rows[(mid >= start) & (mid < t)]
-            rows.sort(["diaObjectId", "midpointMjdTai"])
-            out.append(rows)
-        return out[0], out[1]
-
-    def get_dia_sources(self, object_ids, visit_time_mjd_tai, *, months=12) -> Table:
-        return self.get_dia_history(object_ids, visit_time_mjd_tai, months=months)[0]
-
-    def get_dia_forced_sources(self, object_ids, visit_time_mjd_tai, *, months=12) -> Table:
-        return self.get_dia_history(object_ids, visit_time_mjd_tai, months=months)[1]
+        items = batch_get(self._client, self._table,
+                          [keys.history(i, b, ss=ss) for i in ids for b in buckets])
+        return items, start, t
 
     # -- writes -------------------------------------------------------------------------------
     def store_ccd(self, writes: CcdWrites, *, lease: Lease | None) -> StoreStats:
         if not isinstance(writes, CcdWrites):
             raise TypeError(f"writes: expected CcdWrites, got {type(writes).__name__}")
-        before, cap_before = self.client.snapshot(), self.client.capacity_units
+        before, cap_before = self.metrics.snapshot(), self.metrics.capacity_units
         stats = StoreStats()
-        fence = lease.fence_checks() if lease is not None else []
+        fence = fence_checks(lease, self._table) if lease is not None else []
         try:
-            store_ccd(self.client, self.table_name, writes, fence, stats)
+            store_ccd(self._client, self._table, writes, fence, stats)
             if writes.ss_objects is not None and len(writes.ss_objects):
                 self.store_ss_objects(writes.ss_objects)
         finally:
-            after = self.client.snapshot()
+            after = self.metrics.snapshot()
             stats.requests = {k: after[k] - before.get(k, 0) for k in after
                               if after[k] != before.get(k, 0)}
-            stats.capacity_units = self.client.capacity_units - cap_before
+            stats.capacity_units = self.metrics.capacity_units - cap_before
         return stats
 
     def load_dia_objects(self, objects: Table) -> int:
@@ -167,7 +167,6 @@ class DynamoApdb(Apdb):
         no conditions, no fencing — never while CCDs are being processed. ``objects`` must
         carry ``validityStartMjdTai``. Returns the number of requests sent.
         """
-        from alertprod.apdb.store import ccd_tag
         from alertprod.pixelization import pixel_of
 
         if len(objects) == 0:
@@ -183,12 +182,12 @@ class DynamoApdb(Apdb):
             common = {"v": num(t), "ccd": tag, "id": num(oid), "row": {"B": row}}
             puts.append({**keys.obj_last(oid), **common, "pix": num(int(p))})
             puts.append({**keys.obj_version(oid, t), **common})
-        sent = batch_write(self.client, self.table_name, puts=puts)
+        sent = batch_write(self._client, self._table, puts=puts)
         by_pixel: dict[int, list[int]] = {}
         for oid, p in zip(ids, pix, strict=True):
             by_pixel.setdefault(int(p), []).append(oid)
         for p, members in by_pixel.items():
-            self.client.update_item(TableName=self.table_name, Key=keys.pixel_index(p),
+            self._client.update_item(TableName=self._table, Key=keys.pixel_index(p),
                                     UpdateExpression="ADD #ids :ids",
                                     ExpressionAttributeNames={"#ids": "ids"},
                                     ExpressionAttributeValues={":ids": {"NS": [str(i) for i in
@@ -199,7 +198,7 @@ class DynamoApdb(Apdb):
         if not mjd_end >= mjd_start:
             raise ValueError(f"mjd_end: must be >= mjd_start ({mjd_start}), got {mjd_end}")
         days = range(int(np.floor(mjd_start)), int(np.floor(mjd_end)) + 1)
-        items = batch_get(self.client, self.table_name,
+        items = batch_get(self._client, self._table,
                           [keys.new_objects(d, s) for d in days for s in range(keys.NEW_OBJECT_SHARDS)])
         rows = []
         for item in items:
@@ -220,28 +219,26 @@ class DynamoApdb(Apdb):
             raise ValueError("table: column 'ssObjectId' is required")
         rows = pack_rows(table, "SSObject")
         ids = np.asarray(table["ssObjectId"], dtype=np.int64).tolist()
-        batch_write(self.client, self.table_name,
+        batch_write(self._client, self._table,
                     puts=[{**keys.ss_object(i), "row": {"B": r}} for i, r in zip(ids, rows, strict=True)])
 
     def get_ss_objects(self, ids: Sequence[int] | np.ndarray | None = None) -> Table:
         if ids is None:
-            items = [i for i in scan_all(self.client, self.table_name)
+            items = [i for i in scan_all(self._client, self._table)
                      if i["pk"]["S"].startswith("SSOBJ#")]
         else:
-            items = batch_get(self.client, self.table_name,
+            items = batch_get(self._client, self._table,
                               [keys.ss_object(i) for i in _as_ids(ids, "ids")])
         items = [i for i in items if i["sk"]["S"] == "ROW"]
         items.sort(key=lambda i: int(i["pk"]["S"][6:]))
         rows = unpack_rows([i["row"]["B"] for i in items], "SSObject")
         if len(rows):
             ids_ = np.asarray(rows["ssObjectId"], np.int64).tolist()
-            apply_observations(rows, observation_sets(self.client, self.table_name, ids_))
+            apply_observations(rows, observation_sets(self._client, self._table, ids_))
         return rows
 
     def record_ss_observations(self, dia_sources: Table) -> int:
-        """Count a CCD's solar-system DiaSources in their SSObjects (atomic, idempotent; see
-        :mod:`alertprod.apdb.ssobs`). Returns the number of SSObjects updated."""
-        return record_observations(self.client, self.table_name, dia_sources)
+        return record_observations(self._client, self._table, dia_sources)
 
     def store_orbit_catalog(self, data: str | bytes) -> str:
         raw = data.encode() if isinstance(data, str) else bytes(data)
@@ -249,21 +246,21 @@ class DynamoApdb(Apdb):
         packed = zlib.compress(raw, 6)
         chunks = [packed[i:i + ORBIT_CHUNK_BYTES] for i in range(0, len(packed), ORBIT_CHUNK_BYTES)]
         # Chunks first, then the pointer: a reader never sees a half-written version.
-        batch_write(self.client, self.table_name,
+        batch_write(self._client, self._table,
                     puts=[{**keys.orbit_chunk(version, i), "data": {"B": c}}
                           for i, c in enumerate(chunks)])
-        self.client.put_item(TableName=self.table_name, Item={
+        self._client.put_item(TableName=self._table, Item={
             **keys.orbit_pointer(), "version": {"S": version}, "chunks": num(len(chunks)),
             "bytes": num(len(raw))})
         return version
 
     def get_orbit_catalog_version(self) -> str | None:
-        item = self.client.get_item(TableName=self.table_name, Key=keys.orbit_pointer(),
+        item = self._client.get_item(TableName=self._table, Key=keys.orbit_pointer(),
                                     ConsistentRead=True).get("Item")
         return item["version"]["S"] if item else None
 
     def get_orbit_catalog(self) -> bytes:
-        item = self.client.get_item(TableName=self.table_name, Key=keys.orbit_pointer(),
+        item = self._client.get_item(TableName=self._table, Key=keys.orbit_pointer(),
                                     ConsistentRead=True).get("Item")
         if not item:
             raise NotFoundError("no orbit catalog is stored")
@@ -271,7 +268,7 @@ class DynamoApdb(Apdb):
         if self._orbit_cache and self._orbit_cache[0] == version:
             return self._orbit_cache[1]
         n = int(item["chunks"]["N"])
-        found = batch_get(self.client, self.table_name, [keys.orbit_chunk(version, i) for i in range(n)])
+        found = batch_get(self._client, self._table, [keys.orbit_chunk(version, i) for i in range(n)])
         by_sk = {i["sk"]["S"]: i["data"]["B"] for i in found}
         try:
             packed = b"".join(by_sk[keys.orbit_chunk(version, i)["sk"]["S"]] for i in range(n))
@@ -283,21 +280,32 @@ class DynamoApdb(Apdb):
 
     # -- image-cache index --------------------------------------------------------------------
     def index_exposure(self, visit, detector, band, mjd_tai, corners_radec, kinds) -> None:
-        index_exposure(self.client, self.table_name, visit, detector, band, mjd_tai,
+        index_exposure(self._client, self._table, visit, detector, band, mjd_tai,
                        corners_radec, kinds)
 
     def find_exposures(self, ra_deg, dec_deg, mjd_start, mjd_end) -> Table:
-        return find_exposures(self.client, self.table_name, ra_deg, dec_deg, mjd_start, mjd_end)
+        return find_exposures(self._client, self._table, ra_deg, dec_deg, mjd_start, mjd_end)
+
+    # -- precovery runs ----------------------------------------------------------------------
+    def start_precovery_run(self, run_id: str, *, n_units: int, object_ids: np.ndarray,
+                            validity_start_mjd_tai: float) -> None:
+        _runs.start_run(self._client, self._table, run_id, n_units=n_units, object_ids=object_ids,
+                        validity_start_mjd_tai=validity_start_mjd_tai)
+
+    def complete_precovery_unit(self, run_id: str, unit_key: str) -> bool:
+        return _runs.complete_unit(self._client, self._table, run_id, unit_key)
+
+    def get_precovery_run(self, run_id: str) -> PrecoveryRun | None:
+        return _runs.get_run(self._client, self._table, run_id)
 
     # -- export -------------------------------------------------------------------------------
     def export(self) -> dict[str, Table]:
-        from alertprod.apdb.export import export_tables
+        return export_tables(scan_all(self._client, self._table))
 
-        return export_tables(scan_all(self.client, self.table_name))
 
-    def write_export(self, out_dir) -> dict[str, str]:
-        """Write :meth:`export` as FITS tables into ``out_dir``; returns name -> path."""
-        from alertprod.apdb.export import write_export
-
-        return write_export(self.export(), out_dir)
-
+def _window(rows: Table, start: float, t: float, id_column: str) -> Table:
+    """History rows with ``midpointMjdTai`` in [start, t), sorted by object then time."""
+    mid = np.asarray(rows["midpointMjdTai"], float)
+    rows = rows[(mid >= start) & (mid < t)]
+    rows.sort([id_column, "midpointMjdTai"])
+    return rows

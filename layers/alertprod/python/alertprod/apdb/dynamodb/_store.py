@@ -20,15 +20,15 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
-from alertprod.apdb import keys
-from alertprod.apdb.calls import (
+from alertprod.apdb.dynamodb import _keys as keys
+from alertprod.apdb.dynamodb._calls import (
     MAX_TRANSACT_ITEMS,
     TransactionCancelledError,
     batch_get,
     num,
     transact_write,
 )
-from alertprod.apdb.codec import pack_rows
+from alertprod.apdb.dynamodb._codec import pack_rows
 from alertprod.apdb.interface import PREV_VALIDITY_COLUMN, CcdWrites, StoreStats
 from alertprod.errors import CatalogError, ConflictError
 from alertprod.ids import time_bucket

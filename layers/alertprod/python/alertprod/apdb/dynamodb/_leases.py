@@ -1,6 +1,6 @@
 """Leases on coarse sky cells: how concurrent CCD functions never duplicate a DiaObject.
 
-A CCD function leases every HEALPix cell (order :data:`LEASE_ORDER`, ≈14′) that its footprint
+A CCD function leases every HEALPix cell (order :data:`alertprod.apdb.coordination.LEASE_ORDER`, ≈14′) that its footprint
 padded by 20″ touches, reads the DiaObjects there, associates, writes, then releases. Two CCDs
 that could both see one real object share at least one cell, so they run one after the other
 and the second reads what the first committed.
@@ -21,26 +21,21 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 
-from alertprod.apdb.calls import (
+from alertprod.apdb.dynamodb._calls import (
     MAX_TRANSACT_ITEMS,
     TransactionCancelledError,
     batch_get,
     num,
     transact_write,
 )
-from alertprod.apdb.keys import lease as lease_key
+from alertprod.apdb.dynamodb._keys import lease as lease_key
+from alertprod.apdb.coordination import Lease, LeaseManager
 from alertprod.errors import ConflictError
-from alertprod.pixelization import pixels_covering
 
-__all__ = ["LEASE_ORDER", "Lease", "LeaseManager", "cells_for_footprint"]
-
-#: HEALPix order of the lease cells (nside 256, ≈13.7′ pixels).
-LEASE_ORDER = 8
+__all__ = ["DynamoLeaseManager", "fence_checks"]
 
 #: Lease items outlive their last use by this long, then DynamoDB's TTL deletes them (s).
 _ITEM_TTL_S = 30 * 86400
@@ -48,63 +43,14 @@ _ITEM_TTL_S = 30 * 86400
 _MAX_BACKOFF_S = 1.0
 
 
-def cells_for_footprint(corners_radec: np.ndarray, *, margin_arcsec: float = 20.0) -> list[int]:
-    """Sorted lease cells covering a CCD footprint padded by a margin.
-
-    Parameters
-    ----------
-    corners_radec : ndarray, shape (n, 2)
-        Footprint corners, degrees (one repeated corner gives the cells of a cone).
-    margin_arcsec : float, keyword-only
-        Padding, arcseconds (Rubin loads objects 20″ beyond the CCD).
-
-    Notes
-    -----
-    An exact cover (:func:`alertprod.pixelization.pixels_covering`): every cell holding a point
-    within ``margin_arcsec`` of the footprint, and essentially no other. Two padded footprints
-    that overlap therefore always share a cell.
-    """
-    corners = np.asarray(corners_radec, dtype=float)
-    if corners.ndim != 2 or corners.shape[1] != 2 or len(corners) < 3:
-        raise ValueError(f"corners_radec: expected shape (n >= 3, 2), got {corners.shape}")
-    pix = pixels_covering(corners, margin_arcsec=margin_arcsec, order=LEASE_ORDER)
-    return sorted(int(p) for p in pix)
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Leases held on sky cells.
-
-    Attributes
-    ----------
-    table_name : str
-        The Level 1 table holding the lease items.
-    owner : str
-        Who holds it (e.g. ``"ccd/00001234/042/<request id>"``).
-    tokens : dict
-        Cell -> fencing token obtained at acquisition.
-    expires_at : float
-        Unix time (s) at which the lease lapses unless renewed.
-    """
-
-    table_name: str
-    owner: str
-    tokens: dict[int, int]
-    expires_at: float
-
-    @property
-    def cells(self) -> list[int]:
-        """Leased cells, sorted."""
-        return sorted(self.tokens)
-
-    def fence_checks(self) -> list[dict[str, Any]]:
-        """One TransactWriteItems ``ConditionCheck`` per cell: owner and token unchanged."""
-        return [{"ConditionCheck": {
-            "TableName": self.table_name, "Key": lease_key(cell),
-            "ConditionExpression": "#o = :o AND #t = :t",
-            "ExpressionAttributeNames": {"#o": "owner", "#t": "token"},
-            "ExpressionAttributeValues": {":o": {"S": self.owner}, ":t": num(int(token))},
-        }} for cell, token in sorted(self.tokens.items())]
+def fence_checks(lease: Lease, table: str) -> list[dict[str, Any]]:
+    """One TransactWriteItems ``ConditionCheck`` per cell of ``lease``: owner and token unchanged."""
+    return [{"ConditionCheck": {
+        "TableName": table, "Key": lease_key(cell),
+        "ConditionExpression": "#o = :o AND #t = :t",
+        "ExpressionAttributeNames": {"#o": "owner", "#t": "token"},
+        "ExpressionAttributeValues": {":o": {"S": lease.owner}, ":t": num(int(token))},
+    }} for cell, token in sorted(lease.tokens.items())]
 
 
 def _chunks(cells: Sequence[int]) -> list[list[int]]:
@@ -115,7 +61,7 @@ def _cell_of(op: dict[str, Any]) -> int:
     return int(next(iter(op.values()))["Key"]["pk"]["S"].split("#", 1)[1])
 
 
-class LeaseManager:
+class DynamoLeaseManager(LeaseManager):
     """Acquire, renew and release leases on sky cells in the Level 1 table.
 
     Parameters
@@ -262,7 +208,7 @@ class LeaseManager:
                     now = self._clock()
                     if now >= deadline:
                         if held:
-                            self.release(Lease(self._table, owner, held, 0.0))
+                            self.release(Lease(owner, held, 0.0))
                         holders = ", ".join(f"{c} ({h})" for c, h in sorted(busy.items()))
                         raise ConflictError(f"cells: still leased by another owner after "
                                             f"{wait_s} s: {holders}")
@@ -272,7 +218,7 @@ class LeaseManager:
                                     deadline - now))
                     attempt += 1
                     busy = self._busy(sorted(busy), owner)
-        return Lease(self._table, owner, held, self._clock() + ttl_s)
+        return Lease(owner, held, self._clock() + ttl_s)
 
     def _fenced_update(self, lease: Lease, cells: list[int], expression: str,
                        values: dict[str, Any]) -> list[int]:
@@ -309,7 +255,7 @@ class LeaseManager:
             lost = self._fenced_update(lease, chunk, "SET #e = :e", {":e": num(now + ttl_s)})
             if lost:
                 raise ConflictError(f"lease: cells {lost} were taken over")
-        return Lease(self._table, lease.owner, dict(lease.tokens), now + ttl_s)
+        return Lease(lease.owner, dict(lease.tokens), now + ttl_s)
 
     def release(self, lease: Lease) -> None:
         """Give the cells back (expire them now) in one transaction per 100 cells.

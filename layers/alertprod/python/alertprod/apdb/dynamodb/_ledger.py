@@ -1,7 +1,7 @@
 """Per-CCD processing ledger and per-alert publish marks, so that retries do nothing twice.
 
-A CCD moves forward through :data:`CCD_STATES` (``started`` → ``planned`` → ``stored`` → ``alerted`` →
-``done``); a transition backwards is refused with a conditional write. Each alert's publish
+A CCD moves forward through :class:`~alertprod.apdb.coordination.CcdState` (``started`` →
+``planned`` → ``stored`` → ``done``); a transition backwards is refused with a conditional write. Each alert's publish
 state is a small item of its own, read back in batches before (re)publishing.
 """
 
@@ -12,20 +12,18 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from alertprod.apdb import keys
-from alertprod.apdb.calls import batch_get, batch_write, error_code, num
+from alertprod.apdb.dynamodb import _keys as keys
+from alertprod.apdb.dynamodb._calls import batch_get, batch_write, error_code, num
+from alertprod.apdb.coordination import CcdLedger, CcdState
 from alertprod.errors import ConflictError, StorageError
 
-__all__ = ["CCD_STATES", "CcdLedger", "LEDGER_TTL_DAYS"]
-
-#: States of a CCD, in order.
-CCD_STATES: tuple[str, ...] = ("started", "planned", "stored", "alerted", "done")
+__all__ = ["DynamoCcdLedger", "LEDGER_TTL_DAYS"]
 
 #: Days after which DynamoDB's TTL removes ledger records and alert marks.
 LEDGER_TTL_DAYS = 90
 
 
-class CcdLedger:
+class DynamoCcdLedger(CcdLedger):
     """Ledger records and alert marks in the Level 1 table.
 
     Parameters
@@ -52,14 +50,15 @@ class CcdLedger:
                                      ConsistentRead=True).get("Item")
         if not item:
             return None
-        out: dict[str, Any] = {"state": item["state"]["S"],
+        out: dict[str, Any] = {"state": CcdState.of(item["state"]["S"]),
                                "updatedAt": float(item["updatedAt"]["N"])}
         for attr, value in item.items():
             if attr.startswith("f_"):
                 out[attr[2:]] = json.loads(value["S"])
         return out
 
-    def put_ccd_record(self, visit: int, detector: int, state: str, **fields: Any) -> None:
+    def put_ccd_record(self, visit: int, detector: int, state: CcdState | str,
+                       **fields: Any) -> None:
         """Move a CCD to ``state`` (same or later than its current one), merging ``fields``.
 
         Field values must be JSON-serialisable.
@@ -69,11 +68,10 @@ class CcdLedger:
         ConflictError
             When the CCD is already in a later state.
         """
-        if state not in CCD_STATES:
-            raise ValueError(f"state: expected one of {CCD_STATES}, got {state!r}")
-        allowed = CCD_STATES[:CCD_STATES.index(state) + 1]
+        state = CcdState.of(state)
+        allowed = [s.value for s in state.and_earlier()]
         names = {"#s": "state", "#u": "updatedAt", "#ttl": "ttl"}
-        values: dict[str, Any] = {":s": {"S": state}, ":u": num(self._clock()), ":ttl": self._ttl()}
+        values: dict[str, Any] = {":s": {"S": state.value}, ":u": num(self._clock()), ":ttl": self._ttl()}
         sets = ["#s = :s", "#u = :u", "#ttl = :ttl"]
         for i, (name, value) in enumerate(sorted(fields.items())):
             names[f"#f{i}"] = f"f_{name}"
@@ -89,15 +87,11 @@ class CcdLedger:
                                      ConditionExpression=condition,
                                      ExpressionAttributeNames=names,
                                      ExpressionAttributeValues=values)
-        except Exception as exc:
+        except Exception as exc:  # botocore ClientError (this module does not import botocore)
             if error_code(exc) == "ConditionalCheckFailedException":
-                raise ConflictError(f"state: CCD {visit}/{detector} is already past {state!r}") \
+                raise ConflictError(f"state: CCD {visit}/{detector} is already past {state.value!r}") \
                     from exc
             raise StorageError(f"ledger update of CCD {visit}/{detector}: {exc}") from exc
-
-    def mark_alert(self, dia_source_id: int, state: str) -> None:
-        """Record the publish state of one alert (e.g. ``"archived"``, ``"published"``)."""
-        self.mark_alerts([dia_source_id], state)
 
     def mark_alerts(self, dia_source_ids: Iterable[int], state: str) -> None:
         """Record the same publish state for many alerts (BatchWriteItem, 25 per call)."""

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
-from alertprod.apdb import keys
-from alertprod.apdb.calls import batch_get
+from alertprod.apdb.dynamodb import _keys as keys
+from alertprod.apdb.dynamodb._calls import batch_get
 
 __all__ = ["record_observations", "observation_sets", "apply_observations"]
 

@@ -14,33 +14,15 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
-from alertprod.apdb import keys
-from alertprod.apdb.calls import batch_get
+from alertprod.apdb.dynamodb import _keys as keys
+from alertprod.apdb.dynamodb._calls import batch_get
 from alertprod.ids import time_bucket
-from alertprod.pixelization import pixel_of, pixels_covering
+from alertprod.pixelization import pixel_of, pixels_covering, polygon_contains
 
-__all__ = ["INDEX_ORDER", "index_exposure", "find_exposures", "contains"]
+__all__ = ["INDEX_ORDER", "index_exposure", "find_exposures"]
 
 #: HEALPix order of the image-cache index pixels (≈13.7′).
 INDEX_ORDER = 8
-
-
-def _unit(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
-    ra, dec = np.deg2rad(ra_deg), np.deg2rad(dec_deg)
-    return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
-
-
-def contains(corners_radec: np.ndarray, ra_deg: float, dec_deg: float) -> bool:
-    """Whether a convex spherical polygon (corners in order, deg) contains a position.
-
-    Written by hand: the point lies on the same side of every great-circle edge, i.e. the
-    triple products ``(c_i × c_{i+1}) · p`` share one sign. No runtime dependency offers
-    spherical polygons (``lsst.sphgeom`` is not in the Lambda layer).
-    """
-    c = _unit(np.asarray(corners_radec)[:, 0], np.asarray(corners_radec)[:, 1])
-    p = _unit(np.asarray(ra_deg, float), np.asarray(dec_deg, float))
-    side = np.einsum("ij,j->i", np.cross(c, np.roll(c, -1, axis=0)), p)
-    return bool(np.all(side >= 0) or np.all(side <= 0))
 
 
 def index_exposure(client: Any, table: str, visit: int, detector: int, band: str,
@@ -82,8 +64,7 @@ def find_exposures(client: Any, table: str, ra_deg: float, dec_deg: float, mjd_s
             if attr[0] != "e" or "_" not in attr:
                 continue
             e = json.loads(value["S"])
-            if mjd_start <= e["mjd"] < mjd_end and contains(np.array(e["corners"]), ra_deg,
-                                                            dec_deg):
+            if mjd_start <= e["mjd"] < mjd_end and polygon_contains(np.array(e["corners"]), ra_deg, dec_deg):
                 found.append(e)
     found.sort(key=lambda e: (e["mjd"], e["visit"], e["detector"]))
     out = Table()

@@ -11,16 +11,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["start_run", "complete_unit", "run_objects", "unit_key"]
+from alertprod.apdb.dynamodb._calls import error_code
+from alertprod.apdb.interface import PrecoveryRun
+
+__all__ = ["start_run", "complete_unit", "get_run"]
 
 
 def _key(run_id: str) -> dict[str, dict[str, str]]:
     return {"pk": {"S": f"PRECOVERY#{run_id}"}, "sk": {"S": "RUN"}}
-
-
-def unit_key(visit: int, detector: int, part: int = 0) -> str:
-    """Identifier of a unit within its run."""
-    return f"{int(visit)}:{int(detector)}:{int(part)}"
 
 
 def start_run(client: Any, table: str, run_id: str, *, n_units: int, object_ids: np.ndarray,
@@ -45,14 +43,20 @@ def complete_unit(client: Any, table: str, run_id: str, key: str) -> bool:
         client.update_item(TableName=table, Key=_key(run_id), UpdateExpression="SET finalized = :t",
                            ConditionExpression="attribute_not_exists(finalized)",
                            ExpressionAttributeValues={":t": {"BOOL": True}})
-    except client.exceptions.ConditionalCheckFailedException:
-        return False
+    except Exception as exc:  # botocore ClientError (this module does not import botocore)
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
     return True
 
 
-def run_objects(client: Any, table: str, run_id: str) -> tuple[np.ndarray, float]:
-    """Objects and validity start of a run."""
+def get_run(client: Any, table: str, run_id: str) -> PrecoveryRun | None:
+    """The run record (strongly consistent), or None."""
     item = client.get_item(TableName=table, Key=_key(run_id), ConsistentRead=True).get("Item")
-    if not item:
-        return np.zeros(0, np.int64), float("nan")
-    return np.frombuffer(item["objects"]["B"], dtype=np.int64), float(item["validityStart"]["N"])
+    if not item or "expected" not in item:
+        return None
+    return PrecoveryRun(run_id=run_id, expected_units=int(item["expected"]["N"]),
+                        done_units=frozenset(item.get("done", {}).get("SS", [])),
+                        object_ids=np.frombuffer(item["objects"]["B"], dtype=np.int64).copy(),
+                        validity_start_mjd_tai=float(item["validityStart"]["N"]),
+                        finalized=bool(item.get("finalized", {}).get("BOOL", False)))

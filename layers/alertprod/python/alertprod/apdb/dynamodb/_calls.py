@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from alertprod.apdb.keys import Key, split_key
+from alertprod.apdb.dynamodb._keys import Key, split_key
+from alertprod.apdb.interface import StorageMetrics
 from alertprod.errors import ConflictError, StorageError
 
 __all__ = ["MAX_BATCH_GET", "MAX_BATCH_WRITE", "MAX_TRANSACT_ITEMS", "InstrumentedClient",
@@ -53,20 +53,20 @@ class TransactionCancelledError(ConflictError):
 
 
 class InstrumentedClient:
-    """Wrap a DynamoDB client, counting requests by operation and consumed capacity.
+    """Wrap a DynamoDB client, reporting every request to a :class:`StorageMetrics` hook.
 
-    Attributes
+    Parameters
     ----------
-    requests : collections.Counter
-        Number of calls per client method name (``"batch_get_item"``, ...).
-    capacity_units : float
-        Sum of ``ConsumedCapacity.CapacityUnits`` the service reported (0 when it does not).
+    client : botocore client
+        The low-level client to wrap.
+    metrics : StorageMetrics, optional
+        Where requests are counted (shared by the APDB, ledger and leases of one deployment, so
+        that the pipeline sees all requests of a CCD); a new one by default.
     """
 
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, metrics: StorageMetrics | None = None):
         self._client = client
-        self.requests: Counter[str] = Counter()
-        self.capacity_units = 0.0
+        self.metrics = metrics if metrics is not None else StorageMetrics()
 
     @property
     def exceptions(self) -> Any:
@@ -79,24 +79,16 @@ class InstrumentedClient:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            self.requests[name] += 1
+            self.metrics.count(name)  # a request that fails is a request too
             response = attr(*args, **kwargs)
             consumed = response.get("ConsumedCapacity") if isinstance(response, dict) else None
             if isinstance(consumed, dict):
                 consumed = [consumed]
-            for c in consumed or []:
-                self.capacity_units += float(c.get("CapacityUnits", 0.0))
+            self.metrics.count(name, 0, capacity_units=sum(float(c.get("CapacityUnits", 0.0))
+                                                           for c in consumed or []))
             return response
 
         return call
-
-    def snapshot(self) -> dict[str, int]:
-        """A copy of the request counts."""
-        return dict(self.requests)
-
-    def total(self) -> int:
-        """Total number of requests so far."""
-        return sum(self.requests.values())
 
 
 def _backoff(attempt: int, sleep: Callable[[float], None] = time.sleep) -> None:

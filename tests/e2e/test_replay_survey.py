@@ -211,3 +211,28 @@ def test_later_alerts_carry_the_precovery_measurements(replayed):
                 assert mine <= forced, "an alert carries some but not all of its precovery points"
                 carried += 1
     assert carried > 0, "no later alert carried precovery measurements"
+
+
+def test_asteroid_alerts_carry_that_asteroids_earlier_sources(replayed):
+    import fastavro
+
+    _, out, _, _ = replayed
+    sources = Table.read(out / "DiaSource.fits")
+    ss = np.asarray(np.ma.filled(np.ma.asarray(sources["ssObjectId"]), 0), np.int64)
+    mid = np.asarray(sources["midpointMjdTai"], float)
+    sid = np.asarray(sources["diaSourceId"], np.int64)
+    checked = with_history = 0
+    for path in sorted((out / "alerts").glob("*.avro")):
+        with open(path, "rb") as f:
+            for rec in fastavro.reader(f):
+                oid = rec["diaSource"].get("ssObjectId")
+                if not oid:
+                    continue
+                t = rec["diaSource"]["midpointMjdTai"]
+                earlier = (ss == oid) & (mid < t) & (mid >= t - 360)
+                expected = sorted(sid[earlier].tolist())
+                got = sorted(r["diaSourceId"] for r in rec["prvDiaSources"] or [])
+                assert got == expected, f"alert {rec['diaSourceId']} of asteroid {oid}"
+                checked += 1
+                with_history += bool(expected)
+    assert checked > 0 and with_history > 0

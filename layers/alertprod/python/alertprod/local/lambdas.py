@@ -101,17 +101,14 @@ class LocalFunction:
             spec = importlib.util.spec_from_file_location(unique, path)
             module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
             sys.modules[unique] = module
-            # Lambda puts the function's folder on the path, so modules beside app.py import.
-            sys.path.insert(0, str(self.code_dir))
+            # Loaded by file path alone: our handlers are one file each, everything else comes
+            # from the layer (the installed package), so nothing is put on sys.path.
             try:
                 with _environment(self.environment):
                     spec.loader.exec_module(module)  # type: ignore[union-attr]
             except BaseException:
                 sys.modules.pop(unique, None)
                 raise
-            finally:
-                with contextlib.suppress(ValueError):
-                    sys.path.remove(str(self.code_dir))
             self._module = module
         return getattr(self._module, attr)
 

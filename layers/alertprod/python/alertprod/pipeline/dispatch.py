@@ -9,11 +9,15 @@ eventually reaches the dead-letter queue.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alertprod.errors import ContractError
 from alertprod.formats.layout import parse_key
 from alertprod.ingest import s3_objects_from_sqs_body, validate_upload, write_quarantine
+
+if TYPE_CHECKING:
+    from alertprod.aws import Services
+    from alertprod.pipeline.nightly import NightlyPipeline
 
 __all__ = ["UploadOutcome", "handle_upload_message", "handle_upload"]
 
@@ -29,7 +33,8 @@ class UploadOutcome:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def handle_upload(services, bucket: str, key: str, *, pipeline=None) -> UploadOutcome:
+def handle_upload(services: Services, bucket: str, key: str, *,
+                  pipeline: NightlyPipeline | None = None) -> UploadOutcome:
     """Process one uploaded object named by an S3 notification.
 
     Parameters
@@ -38,9 +43,9 @@ def handle_upload(services, bucket: str, key: str, *, pipeline=None) -> UploadOu
         Adapters of the deployment (uploads, images, Level 1 table, alert topic, ...).
     bucket, key : str
         The object (key already URL-decoded).
-    pipeline : object, optional
-        The nightly pipeline (:class:`alertprod.pipeline.NightlyPipeline`); without it a valid
-        catalog is only validated (used by the foundation tests).
+    pipeline : NightlyPipeline, optional
+        The nightly pipeline; without it a valid catalog is only validated (used by the
+        foundation tests).
     """
     try:
         parsed = parse_key(key)
@@ -67,7 +72,8 @@ def handle_upload(services, bucket: str, key: str, *, pipeline=None) -> UploadOu
     return UploadOutcome(bucket, key, result.status, detail=result.summary())
 
 
-def handle_upload_message(body: str, services, *, pipeline=None) -> list[UploadOutcome]:
+def handle_upload_message(body: str, services: Services, *,
+                          pipeline: NightlyPipeline | None = None) -> list[UploadOutcome]:
     """Handle one SQS message body carrying an S3 notification (see :func:`handle_upload`)."""
     return [handle_upload(services, obj.bucket, obj.key, pipeline=pipeline)
             for obj in s3_objects_from_sqs_body(body)]

@@ -16,8 +16,8 @@ import pytest
 from astropy.table import Table
 
 from alertprod.apdb import DynamoApdb
-from alertprod.pixelization import polygon_contains as contains
 from alertprod.formats import MaskBit, image_key, read_exposure
+from alertprod.pixelization import polygon_contains as contains
 from alertprod.replay.runner import replay
 from alertprod.sky import load_truth, simulate_survey
 
@@ -236,3 +236,39 @@ def test_asteroid_alerts_carry_that_asteroids_earlier_sources(replayed):
                 checked += 1
                 with_history += bool(expected)
     assert checked > 0 and with_history > 0
+
+
+def _null_as_nan(column) -> np.ndarray:
+    return np.asarray(np.ma.filled(np.ma.asarray(column, float), np.nan))
+
+
+def test_snap_difference_fluxes_follow_the_snapdiff_uploads(replayed):
+    """``snapDiffFlux`` on every forced row (nightly and precovery) of a CCD-visit whose snapdiff
+    was uploaded, null on the others; DiaSource rows carry the catalog's snap columns."""
+    survey, out, _, _ = replayed
+    forced = Table.read(out / "DiaForcedSource.fits")
+    keys = [(int(v), int(d)) for v, d in zip(forced["visit"], forced["detector"], strict=True)]
+    uploaded = {k: (survey / "images" / image_key(*k, "snapdiff")).exists() for k in set(keys)}
+    snap = np.array([uploaded[k] for k in keys], bool)
+    flux, err = _null_as_nan(forced["snapDiffFlux"]), _null_as_nan(forced["snapDiffFluxErr"])
+    pre = np.asarray(np.ma.filled(np.ma.asarray(forced["isPrecovery"]), False), bool)
+    assert np.any(snap & pre) and np.any(snap & ~pre) and np.any(~snap), \
+        "the survey lacks nightly or precovery rows with and without a snap difference"
+    assert np.all(np.isfinite(flux[snap]) & np.isfinite(err[snap]) & (err[snap] > 0))
+    assert np.all(np.isnan(flux[~snap]) & np.isnan(err[~snap]))
+
+    sources = Table.read(out / "DiaSource.fits")
+    row_of = {int(i): k for k, i in enumerate(sources["diaSourceId"])}
+    with_snap = 0
+    for path in sorted((survey / "diasources").glob("*/*.fits")):
+        catalog = Table.read(path, hdu=1)
+        rows = [row_of[int(i)] for i in catalog["diaSourceId"]]
+        for col in ("snapDiffFlux", "snapDiffFluxErr"):
+            stored = _null_as_nan(sources[col])[rows]
+            if col in catalog.colnames:
+                expected = np.asarray(catalog[col], np.float32)
+                assert np.array_equal(stored, expected, equal_nan=True), f"{path.name}: {col}"
+            else:
+                assert np.all(np.isnan(stored)), f"{path.name}: {col} without a catalog column"
+        with_snap += "snapDiffFlux" in catalog.colnames
+    assert with_snap > 0

@@ -37,7 +37,8 @@ def test_export_is_stored_by_rubin_sqlite_apdb_and_reads_back(exported, tmp_path
     rubin = Apdb.from_config(config)
     visit_time = astropy.time.Time(T0 + 1, format="mjd", scale="tai")
     # alertprod's extension columns (docs/apdb.md) are dropped; every Rubin column goes in unchanged
-    rubin.store(visit_time, exported["DiaObject"].to_pandas(), exported["DiaSource"].to_pandas(),
+    rubin.store(visit_time, exported["DiaObject"].to_pandas(),
+                rubin_columns(exported["DiaSource"], "DiaSource").to_pandas(),
                 rubin_columns(exported["DiaForcedSource"], "DiaForcedSource").to_pandas())
 
     region = Circle(UnitVector3d(LonLat.fromDegrees(RA, DEC)), Angle.fromDegrees(0.1))

@@ -17,7 +17,6 @@ __all__ = [
     "StorageError",
     "ConflictError",
     "AlertSchemaError",
-    "FilterError",
     "PrecoveryError",
     "NotFoundError",
     "EventError",
@@ -38,7 +37,9 @@ class ContractError(AlertprodError):
     Parameters
     ----------
     reason : str
-        Machine-readable reason code, e.g. ``"missing_column"`` or ``"not_fits"``.
+        Machine-readable reason code, e.g. ``"missing_column"``, ``"not_fits"`` or
+        ``"bad_time_scale"``; the quarantine reasons are listed, with their meaning, in
+        :data:`alertprod.ingest.REASONS` and docs/formats.md ("Quarantine").
     detail : str
         Human-readable explanation naming the offending key, column or value.
     """
@@ -75,10 +76,6 @@ class ConflictError(StorageError):
 
 class AlertSchemaError(AlertprodError):
     """An alert packet does not validate against the Rubin alert schema."""
-
-
-class FilterError(AlertprodError):
-    """A user filter expression is invalid or unsafe."""
 
 
 class PrecoveryError(AlertprodError):

@@ -79,12 +79,27 @@ def columns_from_apdb_yaml(path: str | Path | None = None) -> dict[str, list[dic
     return {name: out[name] for name in TABLE_NAMES}
 
 
+def _snap_diff_columns(measured: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "snapDiffFlux", "datatype": "float", "unit": "nJy", "nullable": True,
+         "description": f"PSF flux {measured} on the difference of the visit's two snaps; null "
+                        "when no snap difference was uploaded (Rubin's DiaSource field in alert "
+                        "schemas 5.0-7.4; in neither apdb.yaml nor alert schema v11)"},
+        {"name": "snapDiffFluxErr", "datatype": "float", "unit": "nJy", "nullable": True,
+         "description": "uncertainty of snapDiffFlux"},
+    ]
+
+
 #: alertprod's own columns, appended to Rubin's (docs/apdb.md, "Extension columns"). Exports
-#: keep them; :func:`rubin_columns` strips them for tools that expect apdb.yaml exactly.
+#: keep them; :func:`rubin_columns` strips them for tools that expect apdb.yaml exactly. Only
+#: append here: the packed rows of the DynamoDB backend follow this order, and a new column
+#: needs a new format there (``alertprod.apdb.dynamodb._codec.ADDED_COLUMNS``).
 EXTENSION_COLUMNS: dict[str, list[dict[str, Any]]] = {
+    "DiaSource": _snap_diff_columns("at the source, from the upstream catalog"),
     "DiaForcedSource": [
         {"name": "isPrecovery", "datatype": "boolean", "unit": "", "nullable": True,
          "description": "measured by daytime precovery on the image cache (not the nightly pipeline)"},
+        *_snap_diff_columns("forced at the object's position"),
     ],
 }
 

@@ -1,4 +1,4 @@
-"""The upload contract: object keys, exposure FITS files, DiaSource catalogs, mask bits.
+"""The upload contract: object keys, exposure FITS files, DiaSource catalogs, mask bits, time scales.
 
 See docs/formats.md for the contract these modules implement.
 """
@@ -26,11 +26,13 @@ from alertprod.formats.layout import (
     quarantine_key,
 )
 from alertprod.formats.mask import MaskBit
+from alertprod.formats.time_scale import TIME_SCALES, mjd_to_tai, time_scale_from_header
 
 __all__ = [
     "IMAGE_KINDS",
     "REQUIRED_DIASOURCE_COLUMNS",
     "RUBIN_SITE",
+    "TIME_SCALES",
     "DiaSourceCatalog",
     "Exposure",
     "ExposureInfo",
@@ -38,11 +40,13 @@ __all__ = [
     "ObjectKey",
     "diasource_key",
     "image_key",
+    "mjd_to_tai",
     "parse_key",
     "quarantine_key",
     "read_diasource_catalog",
     "read_exposure",
     "read_exposure_info",
+    "time_scale_from_header",
     "write_diasource_catalog",
     "write_exposure",
 ]

@@ -1,7 +1,8 @@
 """DiaSource catalogs: the per-CCD FITS binary tables that trigger processing.
 
 The table is in extension 1 with Rubin APDB DiaSource column names and units; the primary
-header carries the visit metadata, ``DETSIZE1``/``DETSIZE2`` and the detector's celestial WCS.
+header carries the visit metadata (``MJD-MID`` converted to TAI from ``TIMESYS``, as for
+exposures), ``DETSIZE1``/``DETSIZE2`` and the detector's celestial WCS.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ def read_diasource_catalog(data: bytes, *, what: str = "catalog") -> DiaSourceCa
     Raises
     ------
     ContractError
-        ``not_fits``, ``missing_extension``, ``missing_header``, ``bad_header``, ``bad_wcs``,
-        ``missing_column`` or ``bad_column``.
+        ``not_fits``, ``missing_extension``, ``missing_header``, ``bad_header``,
+        ``bad_time_scale``, ``bad_wcs``, ``missing_column`` or ``bad_column``.
     """
     try:
         hdul = fits.open(io.BytesIO(data), memmap=False)

@@ -2,7 +2,9 @@
 
 An exposure file has a primary header with the visit metadata and four image extensions:
 ``IMAGE`` (float32, nJy, with the celestial WCS), ``VARIANCE`` (float32, nJy²), ``MASK`` (int32,
-bits of :class:`~alertprod.formats.mask.MaskBit`) and ``PSF`` (odd-sized, sums to 1).
+bits of :class:`~alertprod.formats.mask.MaskBit`) and ``PSF`` (odd-sized, sums to 1). A
+midpoint stated in another time scale than TAI (``TIMESYS``) is converted to TAI on reading
+(:mod:`alertprod.formats.time_scale`); files are always written in TAI.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from alertprod.errors import ContractError
+from alertprod.formats.time_scale import DEFAULT_TIME_SCALE, mjd_to_tai, time_scale_from_header
 
 __all__ = ["RUBIN_SITE", "Exposure", "ExposureInfo", "read_exposure", "read_exposure_info",
            "write_exposure", "info_from_header", "info_to_header"]
@@ -43,6 +46,10 @@ class ExposureInfo:
         Exposure time in seconds.
     obs_lon_deg, obs_lat_deg, obs_height_m : float
         Geodetic location of the observatory (east longitude).
+    header_time_scale : str
+        The time scale the header stated ``MJD-MID`` in (``TIMESYS``, upper case; ``TAI`` when
+        absent). ``mjd_mid_tai`` is already converted from it; provenance only, so it takes no
+        part in comparisons.
     """
 
     visit: int
@@ -53,6 +60,7 @@ class ExposureInfo:
     obs_lon_deg: float = RUBIN_SITE[0]
     obs_lat_deg: float = RUBIN_SITE[1]
     obs_height_m: float = RUBIN_SITE[2]
+    header_time_scale: str = field(default=DEFAULT_TIME_SCALE, compare=False)
 
 
 @dataclass
@@ -92,7 +100,7 @@ class Exposure:
 
 
 def info_to_header(info: ExposureInfo, hdr: fits.Header | None = None) -> fits.Header:
-    """Write :class:`ExposureInfo` into FITS primary-header cards."""
+    """Write :class:`ExposureInfo` into FITS primary-header cards (``MJD-MID`` in TAI)."""
     hdr = fits.Header() if hdr is None else hdr
     hdr["VISIT"] = (int(info.visit), "visit identifier")
     hdr["DETECTOR"] = (int(info.detector), "detector identifier")
@@ -109,10 +117,15 @@ def info_to_header(info: ExposureInfo, hdr: fits.Header | None = None) -> fits.H
 def info_from_header(hdr: fits.Header, *, what: str = "file") -> ExposureInfo:
     """Read :class:`ExposureInfo` from FITS primary-header cards.
 
+    ``MJD-MID`` is converted to TAI from the scale ``TIMESYS`` states (TAI when absent; see
+    :mod:`alertprod.formats.time_scale`); the stated scale is kept in
+    :attr:`ExposureInfo.header_time_scale`.
+
     Raises
     ------
     ContractError
-        ``missing_header`` or ``bad_header`` naming the keyword.
+        ``missing_header`` or ``bad_header`` naming the keyword; ``bad_time_scale`` when
+        ``TIMESYS`` names a scale that cannot be converted to TAI.
     """
     for key in ("VISIT", "DETECTOR", "BAND", "MJD-MID", "EXPTIME"):
         if key not in hdr:
@@ -128,13 +141,15 @@ def info_from_header(hdr: fits.Header, *, what: str = "file") -> ExposureInfo:
     band = str(hdr["BAND"]).strip()
     if band not in _BANDS:
         raise ContractError("bad_header", f"{what}: BAND {band!r} is not one of {_BANDS}")
+    scale = time_scale_from_header(hdr.get("TIMESYS"), what=what)
     if not (np.isfinite(mjd) and 40000.0 < mjd < 100000.0):
-        raise ContractError("bad_header", f"{what}: MJD-MID {mjd!r} is not a plausible TAI MJD")
+        raise ContractError("bad_header", f"{what}: MJD-MID {mjd!r} is not a plausible MJD")
     if not (np.isfinite(exptime) and exptime > 0):
         raise ContractError("bad_header", f"{what}: EXPTIME {exptime!r} must be positive")
     if not (-180 <= lon <= 360 and -90 <= lat <= 90 and np.isfinite(height)):
         raise ContractError("bad_header", f"{what}: OBSGEO-L/B/H out of range")
-    return ExposureInfo(visit, detector, band, mjd, exptime, lon, lat, height)
+    mjd_tai = mjd_to_tai(mjd, scale, obs_lon_deg=lon, obs_lat_deg=lat, obs_height_m=height)
+    return ExposureInfo(visit, detector, band, mjd_tai, exptime, lon, lat, height, scale)
 
 
 def write_exposure(exp: Exposure) -> bytes:
@@ -176,7 +191,7 @@ def read_exposure(data: bytes, *, what: str = "image") -> Exposure:
     ------
     ContractError
         ``not_fits``, ``missing_extension``, ``bad_image``, ``bad_psf``, ``missing_header``,
-        ``bad_header`` or ``bad_wcs`` with a message naming what is wrong.
+        ``bad_header``, ``bad_time_scale`` or ``bad_wcs`` with a message naming what is wrong.
     """
     with _open(data, what) as hdul:
         info = info_from_header(hdul[0].header, what=what)

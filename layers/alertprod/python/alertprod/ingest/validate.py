@@ -4,6 +4,11 @@ The DiaSource catalog is checked completely (structure, values, key/header agree
 against its own WCS); the images are checked by their primary headers. A violation raises
 :class:`~alertprod.errors.ContractError` with a machine-readable reason; nothing is written
 before validation passes, so a quarantined upload leaves the Level 1 database untouched.
+
+Midpoints stated in another time scale than TAI (``TIMESYS``) arrive here already converted
+(:mod:`alertprod.formats.time_scale`), so images are compared with the catalog in TAI; each
+conversion is recorded as a warning on the upload. A scale that cannot be converted refuses the
+upload (``bad_time_scale``), for an image as for the catalog: its time could not be checked.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ REASONS: dict[str, str] = {
     "missing_extension": "extension 1 is not a binary table",
     "missing_header": "a required primary-header keyword is absent",
     "bad_header": "a primary-header keyword has an invalid value",
+    "bad_time_scale": "TIMESYS of the catalog or an image names a time scale that cannot be "
+                      "converted to TAI",
     "bad_wcs": "the catalog header has no usable celestial WCS",
     "missing_column": "a required DiaSource column is absent",
     "bad_column": "a required column has the wrong type",
@@ -64,7 +71,8 @@ class ValidatedUpload:
     image_bytes : dict
         ``kind -> bytes`` of each image present (read once, parsed later by the stage that needs it).
     warnings : list of str
-        Degradations that do not stop processing (a missing or unreadable optional image).
+        Degradations and conversions that do not stop processing: ``missing_image:<kind>``,
+        ``unreadable_image:<kind>:<reason>``, ``time_scale_converted:<catalog|kind>:<TIMESYS>``.
     """
 
     key: str
@@ -145,6 +153,12 @@ def validate_catalog(data: bytes, key: str) -> DiaSourceCatalog:
     return cat
 
 
+def _note_time_scale(up: ValidatedUpload, what: str, info: ExposureInfo) -> None:
+    """Record on the upload that ``what``'s midpoint was converted to TAI from another scale."""
+    if info.header_time_scale != "TAI":
+        up.warnings.append(f"time_scale_converted:{what}:{info.header_time_scale}")
+
+
 def validate_upload(data: bytes, key: str, get_image: Callable[[str], bytes]) -> ValidatedUpload:
     """Validate a catalog and find its images in the image cache.
 
@@ -162,11 +176,12 @@ def validate_upload(data: bytes, key: str, get_image: Callable[[str], bytes]) ->
     ------
     ContractError
         When the catalog breaks the contract, no image at all is present, or an image's header
-        names another visit/detector/band/time.
+        names another visit/detector/band/time (compared in TAI) or an unconvertible time scale.
     """
     cat = validate_catalog(data, key)
     up = ValidatedUpload(key=key, catalog=cat)
     info = cat.info
+    _note_time_scale(up, "catalog", info)
     for kind in (*REQUIRED_IMAGE_KINDS, "snapdiff"):
         ikey = image_key(info.visit, info.detector, kind)
         try:
@@ -178,12 +193,18 @@ def validate_upload(data: bytes, key: str, get_image: Callable[[str], bytes]) ->
         try:
             iinfo = read_exposure_info(raw, what=ikey)
         except ContractError as exc:
+            if exc.reason == "bad_time_scale":
+                raise
             up.warnings.append(f"unreadable_image:{kind}:{exc.reason}")
             continue
+        _note_time_scale(up, kind, iinfo)
         same = (iinfo.visit, iinfo.detector, iinfo.band) == (info.visit, info.detector, info.band)
         if kind != "template" and not (same and abs(iinfo.mjd_mid_tai - info.mjd_mid_tai) < 1e-6):
             raise ContractError("image_mismatch", f"{ikey}: header says visit {iinfo.visit} detector "
-                                                  f"{iinfo.detector} band {iinfo.band} mjd {iinfo.mjd_mid_tai}")
+                                                  f"{iinfo.detector} band {iinfo.band} mjd "
+                                                  f"{iinfo.mjd_mid_tai!r} TAI (catalog: visit {info.visit} "
+                                                  f"detector {info.detector} band {info.band} mjd "
+                                                  f"{info.mjd_mid_tai!r} TAI)")
         if kind == "template" and (iinfo.detector, iinfo.band) != (info.detector, info.band):
             raise ContractError("image_mismatch", f"{ikey}: template is for detector {iinfo.detector} "
                                                   f"band {iinfo.band}")

@@ -14,6 +14,7 @@ from astropy.io import fits
 
 from alertprod.errors import ContractError
 from alertprod.formats import diasource_key, image_key
+from alertprod.formats.exposure import info_from_header
 from alertprod.formats.layout import IMAGE_KINDS, parse_key
 
 __all__ = ["CcdUpload", "VisitUpload", "scan_survey_dir"]
@@ -46,9 +47,10 @@ class VisitUpload:
 
 
 def _mjd_of(path: Path) -> float:
+    """The catalog's midpoint in TAI (its ``TIMESYS`` applied), +inf when unreadable."""
     try:
         with fits.open(path) as hdul:
-            return float(hdul[0].header["MJD-MID"])
+            return float(info_from_header(hdul[0].header, what=path.name).mjd_mid_tai)
     except Exception:  # a broken catalog still gets replayed (and quarantined) — order it last
         return float("inf")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -73,16 +72,7 @@ def _ccd(n_alerts: int):
     return alerts, sources, objects, history, forced
 
 
-def _best_rate(func, n_items: int, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - t0)
-    return n_items / best
-
-
-def test_bench_alert_build_against_the_row_by_row_reference():
+def test_bench_alert_build_against_the_row_by_row_reference(best_of):
     reference = _reference_build_alert()
     alerts, sources, objects, history, forced = _ccd(N_ALERTS)
     n_prv = len(alerts[0]["prvDiaSources"])
@@ -114,10 +104,10 @@ def test_bench_alert_build_against_the_row_by_row_reference():
     assert [serialize_alert(a) for a in per_source(build_alert)] == expected
     assert [serialize_alert(a) for a in batch()] == expected
 
-    rate_ref = _best_rate(lambda: per_source(reference), N_ALERTS, 1)
-    rate_new = _best_rate(lambda: per_source(build_alert), N_ALERTS, REPEATS)
-    rate_batch = _best_rate(batch, N_ALERTS, REPEATS)
-    rate_dicts = _best_rate(dicts, N_ALERTS, REPEATS)
+    rate_ref = N_ALERTS / best_of(lambda: per_source(reference), repeat=1).wall_s
+    rate_new = N_ALERTS / best_of(lambda: per_source(build_alert), repeat=REPEATS).wall_s
+    rate_batch = N_ALERTS / best_of(batch, repeat=REPEATS).wall_s
+    rate_dicts = N_ALERTS / best_of(dicts, repeat=REPEATS).wall_s
 
     result = {
         "n_alerts": N_ALERTS,

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alertprod.apdb import DynamoApdb, cells_for_footprint
-from alertprod.apdb.testing import create_level1_table, make_ccd_writes, make_objects, moto_dynamodb
+from alertprod.apdb import cells_for_footprint, dynamo_level1
+from alertprod.apdb.testing import make_ccd_writes, make_objects
+from alertprod.local.dynamodb import create_level1_table, moto_dynamodb
 from alertprod.pixelization import pixels_in_cone
 
 pytestmark = pytest.mark.bench
@@ -30,30 +31,31 @@ def _ours(objs, writes):
     corners = np.array([[RA - 0.1, DEC - 0.1], [RA + 0.1, DEC - 0.1], [RA + 0.1, DEC + 0.1],
                         [RA - 0.1, DEC + 0.1]])
     with moto_dynamodb() as client:
-        apdb = DynamoApdb(client, create_level1_table(client))
+        level1 = dynamo_level1(client, create_level1_table(client))
+        apdb, metrics = level1.apdb, level1.metrics
         apdb.load_dia_objects(objs)
-        apdb.client.requests.clear()
+        metrics.requests.clear()
         figures, requests = {}, {}
         t = time.perf_counter()
-        lease = apdb.leases.acquire(cells_for_footprint(corners), "bench")
+        lease = level1.leases.acquire(cells_for_footprint(corners), "bench")
         figures["lease_s"] = time.perf_counter() - t
-        requests["lease"] = apdb.client.total()
+        requests["lease"] = metrics.total()
         t = time.perf_counter()
         got = apdb.get_dia_objects(pixels)
         figures["read_objects_s"] = time.perf_counter() - t
-        requests["read_objects"] = apdb.client.total() - sum(requests.values())
+        requests["read_objects"] = metrics.total() - sum(requests.values())
         assert len(got) == N_OBJECTS
         t = time.perf_counter()
         apdb.get_dia_history(writes.dia_objects["diaObjectId"], T0 + 1)
         figures["read_history_s"] = time.perf_counter() - t
-        requests["read_history"] = apdb.client.total() - sum(requests.values())
+        requests["read_history"] = metrics.total() - sum(requests.values())
         t = time.perf_counter()
         stats = apdb.store_ccd(writes, lease=lease)
         figures["store_s"] = time.perf_counter() - t
         requests["store"] = stats.total_requests
-        before_release = apdb.client.total()
-        apdb.leases.release(lease)
-        release_requests = apdb.client.total() - before_release
+        before_release = metrics.total()
+        level1.leases.release(lease)
+        release_requests = metrics.total() - before_release
         assert stats.objects_written == N_DETECTED
         figures["total_s"] = sum(v for k, v in figures.items() if k.endswith("_s"))
         requests["total"] = sum(requests.values()) + release_requests
@@ -68,9 +70,11 @@ def _rubin(objs, writes, tmp_path):
 
     from alertprod.apdb.schema import conform, rubin_columns
 
+    def rubin_frame(table, name):  # Rubin's apdb.yaml columns only (no extension columns)
+        return rubin_columns(conform(table, name), name).to_pandas()
+
     rubin = Apdb.from_config(ApdbSql.init_database(db_url=f"sqlite:///{tmp_path}/apdb.db"))
-    first = conform(objs, "DiaObject")
-    rubin.store(astropy.time.Time(T0, format="mjd", scale="tai"), first.to_pandas())
+    rubin.store(astropy.time.Time(T0, format="mjd", scale="tai"), rubin_frame(objs, "DiaObject"))
     region = Circle(UnitVector3d(LonLat.fromDegrees(RA, DEC)), Angle.fromDegrees(RADIUS))
     visit = astropy.time.Time(T0 + 1, format="mjd", scale="tai")
     figures = {}
@@ -84,10 +88,9 @@ def _rubin(objs, writes, tmp_path):
     rubin.getDiaForcedSources(region, ids, visit)
     figures["read_history_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    rubin.store(visit, conform(writes.dia_objects, "DiaObject").to_pandas(),
-                conform(writes.dia_sources, "DiaSource").to_pandas(),
-                rubin_columns(conform(writes.dia_forced_sources, "DiaForcedSource"),
-                              "DiaForcedSource").to_pandas())
+    rubin.store(visit, rubin_frame(writes.dia_objects, "DiaObject"),
+                rubin_frame(writes.dia_sources, "DiaSource"),
+                rubin_frame(writes.dia_forced_sources, "DiaForcedSource"))
     figures["store_s"] = time.perf_counter() - t
     figures["total_s"] = sum(figures.values())
     return figures

@@ -6,7 +6,6 @@ their errors. Both sides run on the same inputs in the same process.
 """
 
 import json
-import time
 from pathlib import Path
 
 import astropy.units as u
@@ -53,20 +52,11 @@ def _astropy_greedy(sources, objects, max_dist_arcsec=1.0):
     return assigned
 
 
-def _best_time(fn, repeat=2):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 @pytest.mark.bench
-def test_bench_association_vs_astropy_greedy():
+def test_bench_association_vs_astropy_greedy(best_of):
     sources, objects = _inputs()
-    t_ours, ours = _best_time(lambda: associate(sources, objects, max_dist_arcsec=1.0))
-    t_peer, greedy = _best_time(lambda: _astropy_greedy(sources, objects))
+    ours, t_ours, _ = best_of(lambda: associate(sources, objects, max_dist_arcsec=1.0), repeat=2)
+    greedy, t_peer, _ = best_of(lambda: _astropy_greedy(sources, objects), repeat=2)
 
     ps = positions_from_table(sources, what="sources")
     po = positions_from_table(objects, what="objects")

@@ -11,13 +11,11 @@ seconds are printed beside them.
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from alertprod.imaging.psf import add_point_sources, moffat_psf
 from alertprod.photometry import forced_psf_photometry
@@ -27,19 +25,8 @@ N_OURS = 100_000
 N_PHOTUTILS = 300
 
 
-def _timed(fn, repeat: int):
-    best_cpu = best_wall = np.inf
-    out = None
-    for _ in range(repeat):
-        c0, w0 = time.process_time(), time.perf_counter()
-        out = fn()
-        best_cpu = min(best_cpu, time.process_time() - c0)
-        best_wall = min(best_wall, time.perf_counter() - w0)
-    return out, best_cpu, best_wall
-
-
 @pytest.mark.bench
-def test_forced_photometry_rate_against_photutils():
+def test_forced_photometry_rate_against_photutils(one_core, best_of):
     from astropy.table import Table
     from photutils.psf import ImagePSF, PSFPhotometry
 
@@ -58,19 +45,18 @@ def test_forced_photometry_rate_against_photutils():
     inner = (xs > 10) & (xs < n - 11) & (ys > 10) & (ys < n - 11)
     xs, ys = xs[inner], ys[inner]
 
-    with threadpool_limits(limits=1):
-        ours, cpu_ours, wall_ours = _timed(
-            lambda: forced_psf_photometry(image, variance, mask, psf, x, y), repeat=3)
-        model = ImagePSF(psf)
-        model.x_0.fixed = True
-        model.y_0.fixed = True
-        phot = PSFPhotometry(model, 21)
-        init = Table({"x_init": xs, "y_init": ys, "flux_init": np.full(xs.size, 100.0)})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            table, cpu_pu, wall_pu = _timed(
-                lambda: phot(image, error=np.sqrt(variance), init_params=init), repeat=1)
-        sub = forced_psf_photometry(image, variance, mask, psf, xs, ys)
+    _, wall_ours, cpu_ours = best_of(
+        lambda: forced_psf_photometry(image, variance, mask, psf, x, y), repeat=3)
+    model = ImagePSF(psf)
+    model.x_0.fixed = True
+    model.y_0.fixed = True
+    phot = PSFPhotometry(model, 21)
+    init = Table({"x_init": xs, "y_init": ys, "flux_init": np.full(xs.size, 100.0)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table, wall_pu, cpu_pu = best_of(
+            lambda: phot(image, error=np.sqrt(variance), init_params=init), repeat=1)
+    sub = forced_psf_photometry(image, variance, mask, psf, xs, ys)
 
     diff_sigma = np.abs(sub.flux - np.asarray(table["flux_fit"])) / sub.flux_err
     rate_ours = N_OURS / cpu_ours

@@ -18,10 +18,8 @@ import numpy as np
 import pytest
 from astropy_healpix import HEALPix
 
-from alertprod.apdb import cells_for_footprint
-from alertprod.apdb.calls import InstrumentedClient
-from alertprod.apdb.leases import LeaseManager
-from alertprod.apdb.testing import create_level1_table, moto_dynamodb
+from alertprod.apdb import cells_for_footprint, dynamo_level1
+from alertprod.local.dynamodb import create_level1_table, moto_dynamodb
 from alertprod.pixelization import pixels_covering
 
 pytestmark = pytest.mark.bench
@@ -81,14 +79,13 @@ def test_bench_lease_cells_and_requests_per_ccd():
                             "ours_ms": 1e3 * ours_s, "sphgeom_ms": 1e3 * peer_s}
             rows.append((key, *figures[key].values()))
     with moto_dynamodb() as client:
-        counted = InstrumentedClient(client)
-        leases = LeaseManager(counted, create_level1_table(client))
+        level1 = dynamo_level1(client, create_level1_table(client))
         cells = cells_for_footprint(_footprints(816.0, rng)[0])
-        before = counted.total()
-        lease = leases.acquire(cells, "bench")
-        acquire = counted.total() - before
-        leases.release(lease)
-        release = counted.total() - before - acquire
+        before = level1.metrics.total()
+        lease = level1.leases.acquire(cells, "bench")
+        acquire = level1.metrics.total() - before
+        level1.leases.release(lease)
+        release = level1.metrics.total() - before - acquire
     figures["lease_requests"] = {"cells": len(cells), "acquire": acquire, "release": release,
                                  "former_acquire": len(cells), "former_release": len(cells)}
     print(f"\n{'footprint':<32}{'ours':>7}{'sphgeom':>9}{'ratio':>7}{'ours+20″':>10}"

@@ -5,17 +5,18 @@ Moffat PSF of FWHM 0.7″ = 3.5 px, sky noise of an r-band visit), 5,000 known D
 footprint, 200 DiaSources (150 of known objects, 45 new, 5 known asteroids), 30 DiaSources
 and 30 forced measurements of 12-month history per known object (every APDB column filled, as
 the Level 1 database returns them) and an orbit catalog of 10,000 asteroids of which 5 are in
-the field. The stages are those of ``NightlyPipeline._compute`` in its order, with the storage
-reads replaced by the tables they would return (storage I/O is excluded; parsing the uploaded
-image bytes is reported on its own row):
+the field. The stages are those of :func:`alertprod.pipeline.compute.compute_ccd` in its order,
+with the storage reads replaced by the tables they would return (storage I/O is excluded;
+parsing the uploaded image bytes is reported on its own row):
 
 association (asteroid positions predicted from all 10⁴ orbits, then one-to-one matching),
 forced photometry of the undetected objects (difference + science), summaries, solar-system
 rows, alerts as ``build_ccd_alerts`` makes them (cutouts, then the batch ``build_alerts``), its
-parts, and the per-row ``build_alert`` path it replaced (records only, same cutouts; packets
-checked identical), cutouts (difference + template per alert), serialisation (staging container and one framed
-packet per alert). Figures are CPU seconds of this process, best of ``REPEATS``, with BLAS and
-OpenMP limited to one thread; wall seconds are printed beside them.
+parts, and the per-row ``build_alert`` path it replaced (records only, on the same prepared
+source rows and cutouts; packets checked byte-identical), cutouts (difference + template per
+alert), serialisation (staging container and one framed packet per alert). Figures are CPU
+seconds of this process, best of ``REPEATS``, with BLAS and OpenMP limited to one thread; wall
+seconds are printed beside them.
 
 Target: ≤ 1 s for the whole compute of a CCD. Alert packet sizes are compared with the 82 KB
 budget of DMTN-102.
@@ -29,34 +30,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from astropy.table import Table
-from astropy.wcs import WCS
-from threadpoolctl import threadpool_limits
+from astropy.table import MaskedColumn, Table
 
 from alertprod.alerts import build_alert, prepare_alerts, serialize_alert
 from alertprod.alerts.examples import example_row
 from alertprod.alerts.packet import build_alerts
 from alertprod.alerts.serialize import container_from_packets
 from alertprod.apdb.schema import conform
-from alertprod.formats import (
-    DiaSourceCatalog,
-    Exposure,
-    ExposureInfo,
-    read_exposure,
-    write_exposure,
-)
-from alertprod.imaging.psf import add_point_sources, moffat_psf
+from alertprod.formats import DiaSourceCatalog, ExposureInfo, read_exposure, write_exposure
+from alertprod.imaging.psf import moffat_psf
 from alertprod.orbits import orbit_through, predict_positions, write_mpcorb
-from alertprod.pipeline import stages
+from alertprod.photometry.dia_forced import VisitImages
+from alertprod.pipeline import steps
 from alertprod.pipeline.alerting import build_ccd_alerts
 from alertprod.pipeline.config import PipelineConfig
-from alertprod.pipeline.solar_system import OrbitCache
+from alertprod.pipeline.orbit_cache import OrbitCache
 from alertprod.pixelization import pixels_covering
 from alertprod.sky.survey import sky_sigma_njy
+from alertprod.summary.versions import next_object_versions
 
 pytestmark = pytest.mark.bench
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 RESULTS = Path(__file__).parent / "results" / "pipeline.json"
 NPIX = 4096
@@ -68,7 +61,6 @@ N_ORBITS = 10_000
 N_HISTORY = 30
 MJD = 61000.2
 VISIT, DETECTOR, BAND = 61001, 42, "r"
-RUBIN_SITE = {"obs_lon_deg": -70.749417, "obs_lat_deg": -30.244639, "obs_height_m": 2663.0}
 REPEATS = 2
 TARGET_S = 1.0
 BUDGET_BYTES = 82 * 1024
@@ -100,16 +92,28 @@ def group_rows(table: Table, key: str = "diaObjectId") -> dict[int, Table]:
     return {int(ids[s]): t[s:e] for s, e in zip(starts, ends, strict=True)}
 
 
-def _per_row_alerts(sources, versions, history, forced_history, ss_rows, mpc_orbits, cutouts):
+def alert_sources(sources: Table) -> Table:
+    """The DiaSource rows ``build_ccd_alerts`` builds alerts from: sorted by ``diaSourceId``,
+    and an id of 0 (none, in the database) made null (none, in an alert)."""
+    order = np.argsort(np.asarray(sources["diaSourceId"], np.int64), kind="stable")
+    src = Table(sources[order], masked=False, copy=True)
+    for col in ("diaObjectId", "ssObjectId"):
+        ids = np.asarray(src[col], np.int64)
+        src[col] = MaskedColumn(ids, mask=ids == 0)
+    return src
+
+
+def _per_row_alerts(ordered, versions, history, forced_history, ss_rows, mpc_orbits, cutouts):
     """The per-row alert path ``build_ccd_alerts`` had before it used ``build_alerts``: one
     ``build_alert`` call per DiaSource on astropy Rows and Table slices (records only; the
-    cutouts are passed in)."""
+    rows are those of :func:`alert_sources`, the cutouts are passed in)."""
     by_obj = {int(i): k for k, i in enumerate(np.asarray(versions["diaObjectId"], np.int64))}
     hist, fhist = group_rows(history), group_rows(forced_history)
+    oids = np.ma.filled(ordered["diaObjectId"], 0).astype(np.int64)
+    sids = np.ma.filled(ordered["ssObjectId"], 0).astype(np.int64)
     out = []
-    for k, i in enumerate(np.argsort(np.asarray(sources["diaSourceId"], np.int64), kind="stable")):
-        row = sources[int(i)]
-        oid, sid = int(row["diaObjectId"]), int(row["ssObjectId"])
+    for k, row in enumerate(ordered):
+        oid, sid = int(oids[k]), int(sids[k])
         ss = ss_rows.get(int(row["diaSourceId"]))
         if ss is not None and sid in mpc_orbits:
             ss = dict(ss, designation=mpc_orbits[sid]["designation"])
@@ -122,15 +126,6 @@ def _per_row_alerts(sources, versions, history, forced_history, ss_rows, mpc_orb
     return out
 
 
-def _wcs() -> WCS:
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [150.0, -30.0]
-    w.wcs.crpix = [(NPIX + 1) / 2, (NPIX + 1) / 2]
-    w.wcs.cd = np.array([[-SCALE_ARCSEC / 3600, 0], [0, SCALE_ARCSEC / 3600]])
-    return w
-
-
 def _full_rows(record: str, n: int, rng: np.random.Generator, **columns) -> Table:
     """``n`` rows with every field of ``record`` filled, then the given columns set."""
     rows = [example_row(record, rng) for _ in range(n)]
@@ -140,10 +135,10 @@ def _full_rows(record: str, n: int, rng: np.random.Generator, **columns) -> Tabl
     return t
 
 
-def _scene():
+def _scene(tan_wcs, ccd_exposure, site: dict[str, float]):
     """Inputs of one CCD: exposures (and their FITS bytes), catalog, objects, history, orbits."""
     rng = np.random.default_rng(20260101)
-    wcs = _wcs()
+    wcs = tan_wcs(150.0, -30.0, NPIX, scale_arcsec=SCALE_ARCSEC)
     info = ExposureInfo(VISIT, DETECTOR, BAND, MJD, 30.0)
     psf = moffat_psf(FWHM_PIX, size_pix=25)
     sigma = sky_sigma_njy(BAND, SCALE_ARCSEC)
@@ -164,12 +159,12 @@ def _scene():
     sx, sy = rng.uniform(50, NPIX - 50, N_SSO), rng.uniform(50, NPIX - 50, N_SSO)
     ra[:N_SSO], dec[:N_SSO] = wcs.all_pix2world(sx, sy, 0)
     cat = orbit_through(ra, dec, MJD, geocentric_distance_au=rng.uniform(1.2, 3.0, N_ORBITS),
-                        rng=rng, v_mag=rng.uniform(18, 23, N_ORBITS), **RUBIN_SITE)
+                        rng=rng, v_mag=rng.uniform(18, 23, N_ORBITS), **site)
     text = write_mpcorb(cat)
     store = _OrbitStore(text)
     orbits = OrbitCache(store)
     parsed = orbits.get()  # a warm function instance holds the parsed catalog
-    eph = predict_positions(parsed[:N_SSO], MJD, **RUBIN_SITE)
+    eph = predict_positions(parsed[:N_SSO], MJD, **site)
     # this visit's DiaSources: known objects, new transients, asteroids
     known = rng.choice(N_OBJECTS, N_KNOWN, replace=False)
     jitter = rng.normal(0, 0.05 / 3600, (2, N_KNOWN + N_NEW + N_SSO))
@@ -189,13 +184,9 @@ def _scene():
     static = rng.uniform(200, 20000, N_OBJECTS)
     planes = {}
     for kind, noise in (("difference", sigma), ("science", sigma), ("template", sigma / 3)):
-        img = rng.standard_normal((NPIX, NPIX), dtype=np.float32) * np.float32(noise)
-        if kind != "difference":
-            add_point_sources(img, psf, ox, oy, static)
-        if kind != "template":
-            add_point_sources(img, psf, sxp, syp, flux)
-        planes[kind] = Exposure(img, np.full((NPIX, NPIX), noise**2, np.float32),
-                                np.zeros((NPIX, NPIX), np.int32), psf, wcs, info)
+        stars = [(ox, oy, static)] if kind != "difference" else []
+        changes = [(sxp, syp, flux)] if kind != "template" else []
+        planes[kind] = ccd_exposure(rng, NPIX, noise, psf, wcs, info, sources=stars + changes)
     raw = {k: write_exposure(e) for k, e in planes.items()}
     # 12 months of history of the known objects, every column filled
     hid = np.repeat(oid[known], N_HISTORY)
@@ -230,7 +221,7 @@ class _Clock:
 
 
 def _run_ccd(s: dict, cfg: PipelineConfig) -> tuple[_Clock, dict]:
-    """One CCD's compute, in the order of ``NightlyPipeline._compute``, each stage timed."""
+    """One CCD's compute, in the order of ``compute_ccd``, each stage timed."""
     clk = _Clock()
     info, catalog = s["info"], s["catalog"]
     corners = catalog.footprint_radec()
@@ -239,39 +230,41 @@ def _run_ccd(s: dict, cfg: PipelineConfig) -> tuple[_Clock, dict]:
                     lambda: {k: read_exposure(v, what=k) for k, v in s["raw"].items()})
     clk("sky pixels of the footprint", pixels_covering, corners, margin_arcsec=cfg.footprint_margin_arcsec)
     objects, orbits = s["objects"], s["orbits"].get()
-    sources = clk("prepare sources", stages.prepare_sources, catalog, processed_mjd_tai=processed)
-    predicted, ephem = clk("asteroid positions (10^4 orbits)", stages.predict_solar_system, orbits, info,
+    sources = clk("prepare sources", steps.prepare_sources, catalog, processed_mjd_tai=processed)
+    predicted, ephem = clk("asteroid positions (10^4 orbits)", steps.predict_solar_system, orbits, info,
                            corners, margin_arcsec=cfg.sso_margin_arcsec)
-    assoc = clk("association (SSObjects, DiaObjects)", stages.associate_ccd, sources, objects, predicted,
+    assoc = clk("association (SSObjects, DiaObjects)", steps.associate_ccd, sources, objects, predicted,
                 max_dist_arcsec=cfg.max_dist_arcsec)
     detected = np.unique(np.asarray(sources["diaObjectId"], np.int64))
-    forced_now = clk("forced photometry (diff + science)", stages.forced_measurements, objects, detected,
-                     corners, exposures["difference"], exposures["science"], info,
-                     processed_mjd_tai=processed)
+    images = VisitImages(info.visit, info.detector, info.band, info.mjd_mid_tai,
+                         exposures["difference"], exposures["science"])
+    forced_now = clk("forced photometry (diff + science)", steps.forced_measurements, objects, detected,
+                     corners, images, processed_mjd_tai=processed)
     touched = detected[detected > 0]
     existing = touched[np.isin(touched, np.asarray(objects["diaObjectId"], np.int64))]
     previous = objects[np.isin(np.asarray(objects["diaObjectId"], np.int64), existing)]
     history, forced_history = s["history"], s["forced"]
-    versions = clk("summaries (new versions)", stages.new_object_versions, sources, previous, history,
-                   forced_history, forced_now, visit_time_mjd_tai=info.mjd_mid_tai)
+    versions = clk("summaries (new versions)", next_object_versions, sources, previous, history,
+                   forced_history, forced_now, validity_start_mjd_tai=info.mjd_mid_tai)
 
     def solar_system():
-        ss_rows = stages.ss_source_rows(sources, assoc, ephem, info)
+        ss_rows = steps.ss_source_rows(sources, assoc, ephem)
         return ss_rows, s["orbits"].mpc_orbit_rows(np.asarray(sources["ssObjectId"], np.int64))
 
     ss_rows, mpc = clk("solar-system rows", solar_system)
     # the alert stage as the pipeline runs it: cutouts, then build_alerts on the whole CCD
     alerts = clk(_ALERTS, build_ccd_alerts, sources, versions,
                  history, forced_history, ss_rows, mpc, exposures, config=cfg)
-    # ... its parts (the cutouts it made are reused), and the per-row path it replaced
-    ordered = sources[np.argsort(np.asarray(sources["diaSourceId"], np.int64), kind="stable")]
+    # ... its parts (the cutouts it made are reused), and the per-row path it replaced, both on
+    # the source rows build_ccd_alerts prepares (ids of 0 made null)
+    ordered = alert_sources(sources)
     cuts = ([x["cutoutDifference"] for x in alerts], [x["cutoutTemplate"] for x in alerts])
     ss_named = {k: dict(v, designation=mpc[v["ssObjectId"]]["designation"]) if v["ssObjectId"] in mpc else v
                 for k, v in ss_rows.items()}
     clk(_BATCH_RECORDS, build_alerts, ordered, dia_objects=versions,
         prv_dia_sources=history, prv_dia_forced_sources=forced_history, ss_sources=ss_named,
         mpc_orbits=mpc, cutouts_difference=cuts[0], cutouts_template=cuts[1])
-    per_row = clk(_ROW_RECORDS, _per_row_alerts, sources, versions, history, forced_history, ss_rows,
+    per_row = clk(_ROW_RECORDS, _per_row_alerts, ordered, versions, history, forced_history, ss_rows,
                   mpc, cuts)
 
     prepared = clk("serialise: prepare_alerts (each packet encoded once)", prepare_alerts, alerts)
@@ -294,16 +287,13 @@ _CUTOUTS = "  cutouts, 2 per alert (derived: alerts - records)"
 _PER_ROW = [s for s in _TODAY if s != _ALERTS] + [_CUTOUTS, _ROW_RECORDS]
 
 
-def test_bench_ccd_compute_stages_on_one_core(monkeypatch):
-    for var in _THREAD_VARS:  # one core, as one function instance gets (threadpoolctl below)
-        monkeypatch.setenv(var, "1")
-    s = _scene()
+def test_bench_ccd_compute_stages_on_one_core(one_core, tan_wcs, ccd_exposure, rubin_site):
+    s = _scene(tan_wcs, ccd_exposure, rubin_site)
     cfg = PipelineConfig()
     runs = []
-    with threadpool_limits(limits=1):
-        for _ in range(REPEATS):
-            clk, out = _run_ccd(s, cfg)
-            runs.append(clk)
+    for _ in range(REPEATS):
+        clk, out = _run_ccd(s, cfg)
+        runs.append(clk)
     cpu = {k: min(r.cpu[k] for r in runs) for k in runs[0].cpu}
     wall = {k: min(r.wall[k] for r in runs) for k in runs[0].wall}
     cpu[_CUTOUTS] = cpu[_ALERTS] - cpu[_BATCH_RECORDS]
@@ -365,3 +355,4 @@ def test_bench_ccd_compute_stages_on_one_core(monkeypatch):
     print(f"packet bytes (2 cutouts): median {np.median(sizes):.0f}, p95 {np.percentile(sizes, 95):.0f}, "
           f"max {sizes.max()}, budget {BUDGET_BYTES} ({np.mean(sizes > BUDGET_BYTES):.0%} over); "
           f"cutouts median {np.median(cut_sizes):.0f} B")
+    assert same, "the batch alert records differ from the per-row ones on the same inputs"

@@ -23,19 +23,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.wcs import WCS
-from threadpoolctl import threadpool_limits
 
 from alertprod.apdb import CcdWrites, DynamoApdb
-from alertprod.apdb.testing import create_level1_table, moto_dynamodb
-from alertprod.formats import Exposure, ExposureInfo, read_exposure, write_exposure
+from alertprod.formats import ExposureInfo, read_exposure, write_exposure
 from alertprod.imaging.psf import add_point_sources, moffat_psf
+from alertprod.local.dynamodb import create_level1_table, moto_dynamodb
 from alertprod.precovery.daily import MAX_OBJECTS_PER_UNIT, precovery_rows
 from alertprod.precovery.units import PrecoveryUnit, unit_from_message, unit_to_message
 from alertprod.sky.survey import sky_sigma_njy
 
 pytestmark = pytest.mark.bench
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 RESULTS = Path(__file__).parent / "results" / "precovery.json"
 NPIX = 4096
@@ -66,29 +63,19 @@ MODEL = {
 }
 
 
-def _wcs() -> WCS:
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [40.0, -20.0]
-    w.wcs.crpix = [(NPIX + 1) / 2, (NPIX + 1) / 2]
-    w.wcs.cd = np.array([[-SCALE_ARCSEC / 3600, 0], [0, SCALE_ARCSEC / 3600]])
-    return w
-
-
-def _cached_images(rng: np.random.Generator) -> tuple[dict[str, bytes], WCS]:
+def _cached_images(rng: np.random.Generator, tan_wcs, ccd_exposure) -> tuple[dict[str, bytes], WCS]:
     """FITS bytes of one cached CCD: difference and science exposures with stars and noise."""
-    wcs = _wcs()
+    wcs = tan_wcs(40.0, -20.0, NPIX, scale_arcsec=SCALE_ARCSEC)
     info = ExposureInfo(VISIT, DETECTOR, BAND, MJD, 30.0)
     psf = moffat_psf(FWHM_PIX, size_pix=25)
     sigma = sky_sigma_njy(BAND, SCALE_ARCSEC)
     raw = {}
-    for kind in ("difference", "science"):
-        img = rng.standard_normal((NPIX, NPIX), dtype=np.float32) * np.float32(sigma)
-        n = 200 if kind == "difference" else 5000
-        add_point_sources(img, psf, rng.uniform(0, NPIX, n), rng.uniform(0, NPIX, n),
-                          rng.uniform(500, 20000, n))
-        raw[kind] = write_exposure(Exposure(img, np.full((NPIX, NPIX), sigma**2, np.float32),
-                                            np.zeros((NPIX, NPIX), np.int32), psf, wcs, info))
+    for kind, n in (("difference", 200), ("science", 5000)):
+        # the noise is drawn before the sources' positions and fluxes
+        exposure = ccd_exposure(rng, NPIX, sigma, psf, wcs, info)
+        stars = (rng.uniform(0, NPIX, n), rng.uniform(0, NPIX, n), rng.uniform(500, 20000, n))
+        add_point_sources(exposure.image, psf, *stars)
+        raw[kind] = write_exposure(exposure)
     return raw, wcs
 
 
@@ -130,9 +117,9 @@ def _count_requests(rows_by_n: dict[int, object], wcs: WCS) -> dict:
         corners = np.column_stack(wcs.all_pix2world([0, NPIX, NPIX, 0], [0, 0, NPIX, NPIX], 0))
         for k in range(10):  # ten cached exposures of the same CCD over 30 days
             apdb.index_exposure(VISIT + k, DETECTOR, BAND, MJD - 3 * k, corners, ["difference", "science"])
-        before = apdb.client.total()
+        before = apdb.metrics.total()
         found = apdb.find_exposures(40.0, -20.0, MJD - 30, MJD + 1)
-        out["find_exposures"] = {"exposures_found": len(found), "requests": apdb.client.total() - before}
+        out["find_exposures"] = {"exposures_found": len(found), "requests": apdb.metrics.total() - before}
     return out
 
 
@@ -169,21 +156,18 @@ def _model(per_unit_s: float, image_bytes: int, requests_per_unit: float, lookup
     return out
 
 
-def test_bench_precovery_unit_rate_and_lsst_night(monkeypatch):
-    for var in _THREAD_VARS:  # one core, as one function instance gets (threadpoolctl below)
-        monkeypatch.setenv(var, "1")
+def test_bench_precovery_unit_rate_and_lsst_night(one_core, tan_wcs, ccd_exposure):
     rng = np.random.default_rng(341)
-    raw, wcs = _cached_images(rng)
+    raw, wcs = _cached_images(rng, tan_wcs, ccd_exposure)
     messages = {n: _unit_message(n, wcs, rng) for n in N_PER_UNIT}
     rows_by_n, per_n = {}, {}
-    with threadpool_limits(limits=1):
-        for n in N_PER_UNIT:
-            best: dict[str, float] = {}
-            for _ in range(REPEATS):
-                rows, t = _unit_work(messages[n], raw)
-                best = {k: min(v, best.get(k, np.inf)) for k, v in t.items()}
-            rows_by_n[n] = rows
-            per_n[n] = best
+    for n in N_PER_UNIT:
+        best: dict[str, float] = {}
+        for _ in range(REPEATS):
+            rows, t = _unit_work(messages[n], raw)
+            best = {k: min(v, best.get(k, np.inf)) for k, v in t.items()}
+        rows_by_n[n] = rows
+        per_n[n] = best
     # the science: every object on the image is measured, on both images, flagged precovery
     for n, rows in rows_by_n.items():
         assert len(rows) == n

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from alertprod.apdb.dynamodb._codec import (
+from alertprod.apdb._codec import (
     ADDED_COLUMNS,
     FORMAT_VERSION,
     layout,

@@ -5,7 +5,10 @@ an optional SNS filter policy on the message attributes (``{"band": ["r"], "snr"
 [">", 10]}]}``), and :meth:`~AlertConsumer.poll` returns decoded alerts: base64 Confluent-framed
 packets are decoded with the Rubin schema their header names, claim-check pointers are resolved
 from the archive, duplicates (same ``alert_id``) are dropped and every received message is
-deleted. It works on AWS and on the embedded stack alike (boto3 finds the endpoint itself).
+deleted. It works on AWS and on the embedded stack alike (boto3 finds the endpoint itself); it
+talks to them through the :mod:`alertprod.aws` adapters (:class:`~alertprod.aws.SqsQueue`,
+:class:`~alertprod.aws.SnsTopic`, :class:`~alertprod.aws.S3BlobStore`), which report every
+failure as a :class:`~alertprod.errors.StorageError`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 from alertprod.alerts.serialize import deserialize_alert, read_alert_container
+from alertprod.aws import S3BlobStore, SnsTopic, SqsQueue
 from alertprod.errors import AlertSchemaError, ConfigError, StorageError
 
 __all__ = ["ReceivedAlert", "AlertConsumer", "decode_message"]
@@ -79,7 +83,8 @@ def decode_message(body: str, s3_client: Any = None) -> tuple[dict[str, Any], bo
     AlertSchemaError
         When the body is neither form or the packet does not decode.
     StorageError
-        When the claim-check's archive object cannot be read.
+        When the claim-check's archive object cannot be read (a
+        :class:`~alertprod.errors.NotFoundError` when it does not exist).
     """
     text = body.strip()
     if text.startswith("{"):
@@ -91,10 +96,7 @@ def decode_message(body: str, s3_client: Any = None) -> tuple[dict[str, Any], bo
         if uri.scheme != "s3" or s3_client is None:
             raise StorageError(f"cannot resolve claim-check {pointer['claimCheck']!r} "
                                "(needs an s3:// URI and an S3 client)")
-        try:
-            data = s3_client.get_object(Bucket=uri.netloc, Key=uri.path.lstrip("/"))["Body"].read()
-        except Exception as exc:  # botocore's ClientError; this module does not import botocore
-            raise StorageError(f"cannot read claim-check {pointer['claimCheck']}: {exc}") from exc
+        data = S3BlobStore(s3_client, uri.netloc).get(uri.path.lstrip("/"))
         records = list(read_alert_container(data))
         if len(records) != 1:
             raise AlertSchemaError(f"claim-check {pointer['claimCheck']} holds {len(records)} records, not 1")
@@ -140,29 +142,22 @@ class AlertConsumer:
         self.sqs, self.sns, self.s3 = sqs_client, sns_client, s3_client
         self.topic_arn = topic_arn
         self.queue_name = queue_name or f"alertprod-consumer-{uuid.uuid4().hex[:12]}"
+        self.subscription_arn: str | None = None
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._max_seen = max_remembered_ids
         #: Messages dropped because they repeat an alert already returned.
         self.duplicates = 0
         #: ``"<message id>: <reason>"`` of messages that could not be decoded (and were dropped).
         self.undecodable: list[str] = []
+        self._topic = SnsTopic(sns_client, topic_arn)
         try:
-            self.queue_url = self.sqs.create_queue(QueueName=self.queue_name)["QueueUrl"]
-            self.queue_arn = self.sqs.get_queue_attributes(
-                QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            policy = {"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage", "Resource": self.queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}]}
-            self.sqs.set_queue_attributes(QueueUrl=self.queue_url,
-                                          Attributes={"Policy": json.dumps(policy)})
-            attributes = {"RawMessageDelivery": "true"}
-            if filter_policy:
-                attributes["FilterPolicy"] = json.dumps(dict(filter_policy))
-            self.subscription_arn = self.sns.subscribe(
-                TopicArn=topic_arn, Protocol="sqs", Endpoint=self.queue_arn,
-                Attributes=attributes, ReturnSubscriptionArn=True)["SubscriptionArn"]
-        except Exception as exc:  # botocore's ClientError / EndpointConnectionError
+            self._queue = SqsQueue.create(sqs_client, self.queue_name)
+            self.queue_url = self._queue.queue_url
+            self.queue_arn = self._queue.arn()
+            self._queue.allow_sns_topic(topic_arn)
+            self.subscription_arn = self._topic.subscribe_queue(self.queue_arn,
+                                                                filter_policy=filter_policy)
+        except StorageError as exc:
             raise StorageError(f"cannot subscribe a queue to {topic_arn}: {exc}") from exc
 
     def poll(self, max_messages: int = 10, wait_s: float = 1.0) -> list[ReceivedAlert]:
@@ -184,32 +179,26 @@ class AlertConsumer:
             raise ConfigError(f"max_messages={max_messages} must be in [1, 10]")
         if not 0 <= wait_s <= 20:
             raise ConfigError(f"wait_s={wait_s} must be in [0, 20]")
-        try:
-            messages = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=max_messages,
-                WaitTimeSeconds=int(round(wait_s)), MessageAttributeNames=["All"],
-            ).get("Messages", [])
-        except Exception as exc:
-            raise StorageError(f"cannot receive from {self.queue_url}: {exc}") from exc
+        messages = self._queue.receive(max_messages, int(round(wait_s)))
         out: list[ReceivedAlert] = []
         done: list[str] = []
         for message in messages:
-            attributes = _plain_attributes(message.get("MessageAttributes"))
+            attributes = _plain_attributes(message.message_attributes)
             known_id = attributes.get("alert_id")
             if known_id is not None and int(known_id) in self._seen:
                 self.duplicates += 1
-                done.append(message["ReceiptHandle"])
+                done.append(message.receipt_handle)
                 continue
             try:
-                alert, claim = decode_message(message["Body"], self.s3)
+                alert, claim = decode_message(message.body, self.s3)
             except AlertSchemaError as exc:
                 # a poison message: never decodable, so drop it (the archive keeps every alert)
-                self.undecodable.append(f"{message.get('MessageId')}: {exc}")
-                done.append(message["ReceiptHandle"])
+                self.undecodable.append(f"{message.message_id}: {exc}")
+                done.append(message.receipt_handle)
                 continue
             except StorageError:
                 continue  # the claim-check could not be read now: leave it for redelivery
-            done.append(message["ReceiptHandle"])
+            done.append(message.receipt_handle)
             alert_id = int(alert["diaSourceId"])
             if alert_id in self._seen:
                 self.duplicates += 1
@@ -217,11 +206,8 @@ class AlertConsumer:
             self._remember(alert_id)
             out.append(ReceivedAlert(alert_id, alert, attributes, claim))
         if done:
-            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(done)]
-            try:
-                self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            except Exception as exc:
-                raise StorageError(f"cannot delete messages from {self.queue_url}: {exc}") from exc
+            # a message whose deletion fails comes back, and is then dropped as a duplicate
+            self._queue.delete_batch(done)
         return out
 
     def _remember(self, alert_id: int) -> None:
@@ -231,12 +217,12 @@ class AlertConsumer:
 
     def close(self) -> None:
         """Unsubscribe from the topic and delete the queue (safe to call twice)."""
-        if getattr(self, "subscription_arn", None):
+        if self.subscription_arn:
             try:
-                self.sns.unsubscribe(SubscriptionArn=self.subscription_arn)
+                self._topic.unsubscribe(self.subscription_arn)
             finally:
                 self.subscription_arn = None
-                self.sqs.delete_queue(QueueUrl=self.queue_url)
+                self._queue.delete_queue()
 
     def __enter__(self) -> AlertConsumer:
         return self

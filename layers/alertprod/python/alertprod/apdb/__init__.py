@@ -34,7 +34,7 @@ from alertprod.apdb.interface import (
     StorageMetrics,
     StoreStats,
 )
-# from alertprod.apdb.memory import MemoryApdb, memory_level1  # TEMP
+from alertprod.apdb.memory import MemoryApdb, memory_level1
 from alertprod.apdb.schema import TABLE_NAMES, conform, empty_table
 
 __all__ = [

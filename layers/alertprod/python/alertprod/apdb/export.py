@@ -6,8 +6,8 @@ Each backend builds the tables (:meth:`alertprod.apdb.Apdb.export`); this module
 from __future__ import annotations
 
 from pathlib import Path
-from astropy.table import Table
 
+from astropy.table import Table
 
 __all__ = ["EXPORT_TABLES", "EXPORT_ORDER", "sort_export", "write_export"]
 

@@ -15,8 +15,8 @@ contract suite in ``tests/contract/``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -49,8 +49,6 @@ class CcdWrites:
     dia_objects : astropy.table.Table
         NEW DiaObject versions, each with ``validityStartMjdTai`` = visit time and the column
         ``prevValidityStartMjdTai``: the version it replaces, NaN for a brand-new object.
-    ss_objects : astropy.table.Table or None
-        SSObject rows to upsert, if any.
     """
 
     visit: int
@@ -59,7 +57,6 @@ class CcdWrites:
     dia_sources: Table
     dia_forced_sources: Table
     dia_objects: Table
-    ss_objects: Table | None = None
 
 
 class StorageMetrics:
@@ -253,7 +250,6 @@ class Apdb(ABC):
         """
 
     # -- writes --------------------------------------------------------------------------------
-    @abstractmethod
     def store_ccd(self, writes: CcdWrites, *, lease: Lease | None) -> StoreStats:
         """Store one CCD's sources, forced sources and new DiaObject versions.
 
@@ -265,12 +261,33 @@ class Apdb(ABC):
             The lease held on the CCD's sky cells; every write is fenced by it. ``None``
             disables fencing (single-writer tools and tests only).
 
+        Returns
+        -------
+        StoreStats
+            What the call wrote and the requests it sent (from :attr:`metrics`).
+
         Raises
         ------
         ConflictError
             When the lease was lost or a DiaObject changed unexpectedly; nothing of the
             transaction that failed is written.
         """
+        if not isinstance(writes, CcdWrites):
+            raise TypeError(f"writes: expected CcdWrites, got {type(writes).__name__}")
+        before, cap_before = self.metrics.snapshot(), self.metrics.capacity_units
+        stats = StoreStats()
+        try:
+            self._write_ccd(writes, lease, stats)
+        finally:
+            after = self.metrics.snapshot()
+            stats.requests = {k: after[k] - before.get(k, 0) for k in after
+                              if after[k] != before.get(k, 0)}
+            stats.capacity_units = self.metrics.capacity_units - cap_before
+        return stats
+
+    @abstractmethod
+    def _write_ccd(self, writes: CcdWrites, lease: Lease | None, stats: StoreStats) -> None:
+        """The backend's writes of :meth:`store_ccd` (validated ``writes``; updates ``stats``)."""
 
     # -- solar system --------------------------------------------------------------------------
     @abstractmethod

@@ -7,7 +7,6 @@ server lives with the embedded stack (:mod:`alertprod.local.dynamodb`).
 
 from __future__ import annotations
 
-
 import numpy as np
 from astropy.table import Table
 

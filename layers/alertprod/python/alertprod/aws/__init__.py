@@ -1,7 +1,8 @@
 """boto3 adapters: the only modules that import boto3. Each adapter takes an injected client.
 
 - :class:`BlobStore` (protocol), :class:`S3BlobStore`, :class:`MemoryBlobStore`: objects
-- :class:`SnsTopic`: publish with attributes; :class:`SqsQueue`: send / receive / delete
+- :class:`SnsTopic`: publish with attributes, subscribe queues; :class:`SqsQueue`: create,
+  send / receive / delete
 - :func:`make_clients`: configured boto3 clients; :class:`Services`: everything a handler needs
 """
 

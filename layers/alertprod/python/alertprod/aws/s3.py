@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from alertprod.aws.blobs import _check_data, check_key
 from alertprod.errors import ConflictError, NotFoundError, StorageError
@@ -61,6 +61,8 @@ class S3BlobStore:
         except ClientError as exc:
             if _code(exc) in _MISSING_CODES:
                 raise NotFoundError(f"no object {self.uri(key)}") from exc
+            raise StorageError(f"cannot read {self.uri(key)}: {exc}") from exc
+        except BotoCoreError as exc:  # no answer: endpoint unreachable, timeout, broken stream
             raise StorageError(f"cannot read {self.uri(key)}: {exc}") from exc
 
     def put(

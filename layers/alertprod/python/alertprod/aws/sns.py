@@ -1,4 +1,5 @@
-"""SNS adapter: publish alerts (or any message) with attributes for subscriber-side filtering."""
+"""SNS adapter: publish alerts (or any message) with attributes for subscriber-side filtering,
+and subscribe SQS queues with a filter policy."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from alertprod.errors import StorageError
 
@@ -137,6 +138,40 @@ class SnsTopic:
             lambda chunk: self.client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=chunk),
             prepared, MAX_SNS_BATCH, MAX_SNS_BYTES, where=f"SNS topic {self.topic_arn}",
             on_batch=on_batch)
+
+    def subscribe_queue(self, queue_arn: str, *,
+                        filter_policy: Mapping[str, Any] | None = None) -> str:
+        """Subscribe an SQS queue with raw message delivery; returns the subscription ARN.
+
+        Parameters
+        ----------
+        queue_arn : str
+            The queue (its policy must let this topic send: ``SqsQueue.allow_sns_topic``).
+        filter_policy : Mapping, optional
+            SNS filter policy on the message attributes, e.g.
+            ``{"band": ["r"], "snr": [{"numeric": [">", 10]}]}``.
+
+        Raises
+        ------
+        StorageError
+            When SNS refuses (a malformed filter policy included), or cannot be reached.
+        """
+        attributes = {"RawMessageDelivery": "true"}
+        if filter_policy:
+            attributes["FilterPolicy"] = json.dumps(dict(filter_policy))
+        try:
+            return str(self.client.subscribe(
+                TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn,
+                Attributes=attributes, ReturnSubscriptionArn=True)["SubscriptionArn"])
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot subscribe {queue_arn} to {self.topic_arn}: {exc}") from exc
+
+    def unsubscribe(self, subscription_arn: str) -> None:
+        """Remove a subscription of this topic."""
+        try:
+            self.client.unsubscribe(SubscriptionArn=subscription_arn)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot unsubscribe {subscription_arn}: {exc}") from exc
 
 
 def batch_indices(sizes: Sequence[int], max_entries: int, max_bytes: int) -> Iterable[list[int]]:

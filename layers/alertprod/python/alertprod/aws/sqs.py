@@ -1,11 +1,12 @@
-"""SQS adapter: send, receive and delete messages of one queue."""
+"""SQS adapter: send, receive and delete messages of one queue; create and delete the queue."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from alertprod.aws.sns import AttributeValue, message_attributes, send_batches
 from alertprod.errors import StorageError
@@ -47,6 +48,49 @@ class SqsQueue:
 
     def __repr__(self) -> str:
         return f"SqsQueue(queue_url={self.queue_url!r})"
+
+    @classmethod
+    def create(cls, client: Any, name: str) -> SqsQueue:
+        """Create a standard queue named ``name`` (or reuse the one of that name).
+
+        Raises
+        ------
+        StorageError
+            When SQS refuses, or cannot be reached.
+        """
+        if not name or not isinstance(name, str):
+            raise StorageError(f"name must be a non-empty string, got {name!r}")
+        try:
+            return cls(client, client.create_queue(QueueName=name)["QueueUrl"])
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot create queue {name!r}: {exc}") from exc
+
+    def arn(self) -> str:
+        """The queue's ARN (``QueueArn``)."""
+        try:
+            r = self.client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot read the ARN of {self.queue_url}: {exc}") from exc
+        return str(r["Attributes"]["QueueArn"])
+
+    def allow_sns_topic(self, topic_arn: str) -> None:
+        """Set the queue policy that lets the SNS topic ``topic_arn``, and only it, send here."""
+        policy = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage", "Resource": self.arn(),
+            "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}]}
+        try:
+            self.client.set_queue_attributes(QueueUrl=self.queue_url,
+                                             Attributes={"Policy": json.dumps(policy)})
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot set the policy of {self.queue_url}: {exc}") from exc
+
+    def delete_queue(self) -> None:
+        """Delete the queue and every message in it."""
+        try:
+            self.client.delete_queue(QueueUrl=self.queue_url)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot delete queue {self.queue_url}: {exc}") from exc
 
     def send(self, body: str, attributes: Mapping[str, AttributeValue] | None = None) -> str:
         """Send one message; returns its MessageId.
@@ -106,7 +150,7 @@ class SqsQueue:
             kwargs["VisibilityTimeout"] = int(visibility_timeout_s)
         try:
             r = self.client.receive_message(**kwargs)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot receive from {self.queue_url}: {exc}") from exc
         return [
             SqsMessage(
@@ -122,6 +166,28 @@ class SqsQueue:
             self.client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt_handle)
         except ClientError as exc:
             raise StorageError(f"cannot delete from {self.queue_url}: {exc}") from exc
+
+    def delete_batch(self, receipt_handles: Sequence[str]) -> list[str]:
+        """Delete received messages, 10 per request; returns the handles SQS failed to delete.
+
+        A handle that fails (it expired, the message was received again) is not an error: the
+        message will be delivered again.
+
+        Raises
+        ------
+        StorageError
+            When a request fails as a whole.
+        """
+        failed: list[str] = []
+        for start in range(0, len(receipt_handles), MAX_SQS_BATCH):
+            chunk = list(receipt_handles[start:start + MAX_SQS_BATCH])
+            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(chunk)]
+            try:
+                r = self.client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except (ClientError, BotoCoreError) as exc:
+                raise StorageError(f"cannot delete messages from {self.queue_url}: {exc}") from exc
+            failed += [chunk[int(f["Id"])] for f in r.get("Failed", [])]
+        return failed
 
     def change_visibility(self, receipt_handle: str, timeout_s: int) -> None:
         """Make a received message visible again after ``timeout_s`` seconds (0: now)."""

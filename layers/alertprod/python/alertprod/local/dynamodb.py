@@ -1,6 +1,8 @@
 """DynamoDB on moto's server for the embedded stack and tests: faithful transactions, the table.
 
-- :func:`patch_moto_transactions` makes moto's TransactWriteItems fast and isolated;
+- :func:`patch_moto_transactions` makes moto's TransactWriteItems fast and isolated, and makes
+  moto refuse the requests AWS refuses (over 25 BatchWriteItem requests, 100 BatchGetItem
+  keys, 100 TransactWriteItems items), so a backend that forgot to split fails here too;
 - :func:`create_level1_table` builds ``Level1Table`` from the SAM template itself, so the
   emulation cannot drift from the infrastructure; :func:`moto_dynamodb` serves one;
 - :class:`FailAfter` crashes a client after ``n`` calls (reliability tests).
@@ -10,6 +12,7 @@ Requires ``moto[server]`` and ``boto3`` (the ``local`` extra).
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,21 +21,38 @@ from typing import Any
 __all__ = ["patch_moto_transactions", "level1_table_properties", "create_level1_table",
            "moto_dynamodb", "FailAfter"]
 
+#: AWS's limits per request: BatchWriteItem requests, BatchGetItem keys, TransactWriteItems items.
+AWS_MAX_BATCH_WRITE, AWS_MAX_BATCH_GET, AWS_MAX_TRANSACT_ITEMS = 25, 100, 100
+
 _PATCHED = False
+_PATCH_LOCK = threading.Lock()
 
 
 def patch_moto_transactions() -> None:
-    """Make moto's TransactWriteItems cost O(items), not O(items × table size), and isolated.
+    """Make moto's DynamoDB behave as AWS's where our code depends on it.
 
-    moto (5.x) deep-copies the whole table once per item of every transaction to be able to
-    roll back: a 100-item transaction on a 5,000-item table takes seconds. This replaces that
-    snapshot by a copy-on-write one (the dict structure is copied, and only the items the
-    transaction touches are deep-copied), which rolls back identically. Idempotent; affects
-    the moto backends of this process only. Written by hand: no moto option does this.
+    - TransactWriteItems costs O(items), not O(items × table size): moto (5.x) deep-copies the
+      whole table once per item of every transaction to be able to roll back (a 100-item
+      transaction on a 5,000-item table takes seconds). A copy-on-write snapshot (the dict
+      structure is copied, and only the items the transaction touches are deep-copied) rolls
+      back identically.
+    - Item operations are isolated from one another (one lock), as DynamoDB's are.
+    - Requests over AWS's limits are refused with AWS's ``ValidationException``
+      (:func:`_refuse_requests_over_limits`): moto accepts a 26-request BatchWriteItem.
+
+    Idempotent and thread-safe; affects the moto backends of this process only. Written by
+    hand: no moto option does this.
     """
     global _PATCHED
-    if _PATCHED:
-        return
+    with _PATCH_LOCK:
+        if _PATCHED:
+            return
+        _patch_transactions()
+        _refuse_requests_over_limits()
+        _PATCHED = True
+
+
+def _patch_transactions() -> None:
     import copy
     import threading
 
@@ -107,7 +127,52 @@ def patch_moto_transactions() -> None:
                 return _op(*args, **kwargs)
 
         setattr(dynamo_models.DynamoDBBackend, name, locked)
-    _PATCHED = True
+
+
+def _refuse_requests_over_limits() -> None:
+    """Make moto's DynamoDB handler refuse what AWS refuses, with AWS's error and message."""
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.responses import DynamoHandler
+
+    def check_batch_write(body: dict[str, Any]) -> None:
+        batches = body.get("RequestItems") or {}
+        for table, requests in batches.items():
+            if len(requests) > AWS_MAX_BATCH_WRITE:
+                raise MockValidationException(
+                    f"1 validation error detected: Value at 'requestItems.{table}.member' failed "
+                    f"to satisfy constraint: Map value must satisfy constraint: [Member must have "
+                    f"length less than or equal to {AWS_MAX_BATCH_WRITE}, Member must have "
+                    f"length greater than or equal to 1]")
+        if sum(len(r) for r in batches.values()) > AWS_MAX_BATCH_WRITE:
+            raise MockValidationException("Too many items requested for the BatchWriteItem call")
+
+    def check_batch_get(body: dict[str, Any]) -> None:
+        batches = body.get("RequestItems") or {}
+        for table, request in batches.items():
+            if len(request.get("Keys", [])) > AWS_MAX_BATCH_GET:
+                raise MockValidationException(
+                    f"1 validation error detected: Value at 'requestItems.{table}.member.keys' "
+                    f"failed to satisfy constraint: Member must have length less than or equal "
+                    f"to {AWS_MAX_BATCH_GET}")
+        if sum(len(r.get("Keys", [])) for r in batches.values()) > AWS_MAX_BATCH_GET:
+            raise MockValidationException("Too many items requested for the BatchGetItem call")
+
+    def check_transact_write(body: dict[str, Any]) -> None:
+        if len(body.get("TransactItems") or []) > AWS_MAX_TRANSACT_ITEMS:
+            raise MockValidationException(
+                "1 validation error detected at 'transactItems' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {AWS_MAX_TRANSACT_ITEMS}")
+
+    for name, check in (("batch_write_item", check_batch_write),
+                        ("batch_get_item", check_batch_get),
+                        ("transact_write_items", check_transact_write)):
+        original = getattr(DynamoHandler, name)
+
+        def checked(self: Any, _original: Any = original, _check: Any = check) -> Any:
+            _check(self.body)
+            return _original(self)
+
+        setattr(DynamoHandler, name, checked)
 
 
 def level1_table_properties() -> dict[str, Any]:

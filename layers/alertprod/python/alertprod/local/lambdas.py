@@ -102,7 +102,7 @@ class LocalFunction:
             module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
             sys.modules[unique] = module
             # Loaded by file path alone: our handlers are one file each, everything else comes
-            # from the layer (the installed package), so nothing is put on sys.path.
+            # from the layer (the installed package), so the interpreter path is left alone.
             try:
                 with _environment(self.environment):
                     spec.loader.exec_module(module)  # type: ignore[union-attr]

@@ -101,7 +101,7 @@ def compute_ccd(upload: ValidatedUpload, apdb: Apdb, orbits: OrbitCache, config:
         alerts = prepare_alerts(records)
     writes = CcdWrites(visit=info.visit, detector=info.detector,
                        visit_time_mjd_tai=info.mjd_mid_tai, dia_sources=sources,
-                       dia_forced_sources=forced, dia_objects=versions, ss_objects=None)
+                       dia_forced_sources=forced, dia_objects=versions)
     n_new = int(np.sum(assoc.new_object))
     counts = {
         "diaSources": len(sources),

@@ -21,7 +21,8 @@ from alertprod.apdb.interface import CcdWrites
 
 __all__ = ["StagedPlan", "stage_plan", "load_plan", "plan_key", "alerts_key"]
 
-_TABLES = ("dia_sources", "dia_forced_sources", "dia_objects", "ss_objects")
+#: Tables of a staged plan (a plan of an earlier release may also hold an unused SS_OBJECTS).
+_TABLES = ("dia_sources", "dia_forced_sources", "dia_objects")
 
 
 def plan_key(visit: int, detector: int) -> str:
@@ -82,6 +83,5 @@ def load_plan(store, visit: int, detector: int) -> StagedPlan:
             t.meta.clear()
         writes = CcdWrites(visit=int(hdr["VISIT"]), detector=int(hdr["DETECTOR"]),
                            visit_time_mjd_tai=float(hdr["MJD-MID"]), dia_sources=tables["dia_sources"],
-                           dia_forced_sources=tables["dia_forced_sources"], dia_objects=tables["dia_objects"],
-                           ss_objects=tables["ss_objects"] if len(tables["ss_objects"]) else None)
+                           dia_forced_sources=tables["dia_forced_sources"], dia_objects=tables["dia_objects"])
     return StagedPlan(writes, load_alerts(store, visit, detector))

@@ -16,6 +16,7 @@ Flow (docs/precovery.md):
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -188,7 +189,7 @@ def finalize_objects(apdb: Apdb, leases: LeaseManager, object_ids, *,
 
 def _finalize_batch(apdb: Apdb, leases: LeaseManager, ids: np.ndarray, cells: list[int],
                     validity_start_mjd_tai: float, history_months: int, lease_ttl_s: float) -> int:
-    owner = f"precovery:{validity_start_mjd_tai:.5f}:{cells[0]}"
+    owner = f"precovery:{validity_start_mjd_tai:.5f}:{cells[0]}:{uuid.uuid4().hex[:12]}"
     with leased(leases, cells, owner, ttl_s=lease_ttl_s, wait_s=lease_ttl_s) as lease:
         current = apdb.get_dia_objects_by_id(ids)  # re-read under the lease
         fresh = current[np.asarray(current["validityStartMjdTai"], float) < validity_start_mjd_tai]

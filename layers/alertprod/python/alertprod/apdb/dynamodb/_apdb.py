@@ -2,8 +2,8 @@
 
 :class:`DynamoApdb` implements :class:`alertprod.apdb.interface.Apdb` on an injected low-level
 DynamoDB client. Reads are strongly consistent BatchGetItem calls on keys computed from pixels,
-object ids and 30-day buckets (:mod:`alertprod.apdb.keys`); writes are fenced, idempotent
-TransactWriteItems (:mod:`alertprod.apdb.store`). Only :meth:`DynamoApdb.export` and
+object ids and 30-day buckets (``_keys``); writes are fenced, idempotent TransactWriteItems
+(``_store``). Only :meth:`DynamoApdb.export` and
 ``get_ss_objects()`` without ids Scan. See docs/apdb.md for the design and request counts.
 """
 
@@ -17,31 +17,24 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
-from alertprod.apdb.dynamodb import _keys as keys
+from alertprod.apdb._codec import pack_rows, unpack_rows
+from alertprod.apdb._layout import ORBIT_CHUNK_BYTES, as_ids, history_window
+from alertprod.apdb._ssobs import apply_observations
 from alertprod.apdb.coordination import Lease
+from alertprod.apdb.dynamodb import _keys as keys
 from alertprod.apdb.dynamodb import _runs
 from alertprod.apdb.dynamodb._calls import InstrumentedClient, batch_get, batch_write, num, scan_all
-from alertprod.apdb.dynamodb._codec import pack_rows, unpack_rows
 from alertprod.apdb.dynamodb._export import export_tables
 from alertprod.apdb.dynamodb._imageindex import find_exposures, index_exposure
 from alertprod.apdb.dynamodb._leases import fence_checks
-from alertprod.apdb.dynamodb._ssobs import apply_observations, observation_sets, record_observations
+from alertprod.apdb.dynamodb._ssobs import observation_sets, record_observations
 from alertprod.apdb.dynamodb._store import ccd_tag, store_ccd, unpack_new_object
 from alertprod.apdb.interface import Apdb, CcdWrites, PrecoveryRun, StorageMetrics, StoreStats
 from alertprod.errors import NotFoundError
 from alertprod.ids import TIME_BUCKET_DAYS, time_bucket
 
-__all__ = ["DynamoApdb", "ORBIT_CHUNK_BYTES"]
+__all__ = ["DynamoApdb"]
 
-#: Bytes of compressed orbit catalog per item (below the 400 KB item limit).
-ORBIT_CHUNK_BYTES = 350_000
-
-
-def _as_ids(values: Any, name: str) -> list[int]:
-    arr = np.atleast_1d(np.asarray(values))
-    if arr.size and arr.dtype.kind not in "iu":
-        raise TypeError(f"{name}: expected integer ids, got dtype {arr.dtype}")
-    return sorted({int(i) for i in arr.tolist()})
 
 
 def _rows_of(items: list[dict], prefix: str) -> list[bytes]:
@@ -91,14 +84,14 @@ class DynamoApdb(Apdb):
                          projection="#row, pix", names={"#row": "row"})
 
     def get_dia_objects(self, pixels: Sequence[int] | np.ndarray) -> Table:
-        wanted = set(_as_ids(pixels, "pixels"))
+        wanted = set(as_ids(pixels, "pixels"))
         index = batch_get(self._client, self._table, [keys.pixel_index(p) for p in wanted])
         ids = sorted({int(i) for item in index for i in item.get("ids", {}).get("NS", [])})
         items = [i for i in self._last_items(ids) if int(i["pix"]["N"]) in wanted]
         return self._objects_table(items)
 
     def get_dia_objects_by_id(self, ids: Sequence[int] | np.ndarray) -> Table:
-        return self._objects_table(self._last_items(_as_ids(ids, "ids")))
+        return self._objects_table(self._last_items(as_ids(ids, "ids")))
 
     @staticmethod
     def _objects_table(items: list[dict]) -> Table:
@@ -119,18 +112,18 @@ class DynamoApdb(Apdb):
             [t − 30·months d, t), sorted by object then time.
         """
         items, start, t = self._history_items(object_ids, visit_time_mjd_tai, months, ss=False)
-        return (_window(unpack_rows(_rows_of(items, "s"), "DiaSource"), start, t, "diaObjectId"),
-                _window(unpack_rows(_rows_of(items, "f"), "DiaForcedSource"), start, t,
+        return (history_window(unpack_rows(_rows_of(items, "s"), "DiaSource"), start, t, "diaObjectId"),
+                history_window(unpack_rows(_rows_of(items, "f"), "DiaForcedSource"), start, t,
                         "diaObjectId"))
 
     def get_ss_sources(self, ss_object_ids: Sequence[int] | np.ndarray, visit_time_mjd_tai: float,
                        *, months: int = 12) -> Table:
         items, start, t = self._history_items(ss_object_ids, visit_time_mjd_tai, months, ss=True)
-        return _window(unpack_rows(_rows_of(items, "s"), "DiaSource"), start, t, "ssObjectId")
+        return history_window(unpack_rows(_rows_of(items, "s"), "DiaSource"), start, t, "ssObjectId")
 
     def _history_items(self, object_ids: Any, visit_time_mjd_tai: float, months: int, *,
                        ss: bool) -> tuple[list[dict], float, float]:
-        ids = _as_ids(object_ids, "object_ids")
+        ids = as_ids(object_ids, "object_ids")
         t = float(visit_time_mjd_tai)
         if not np.isfinite(t):
             raise ValueError(f"visit_time_mjd_tai: must be finite, got {t}")
@@ -143,22 +136,9 @@ class DynamoApdb(Apdb):
         return items, start, t
 
     # -- writes -------------------------------------------------------------------------------
-    def store_ccd(self, writes: CcdWrites, *, lease: Lease | None) -> StoreStats:
-        if not isinstance(writes, CcdWrites):
-            raise TypeError(f"writes: expected CcdWrites, got {type(writes).__name__}")
-        before, cap_before = self.metrics.snapshot(), self.metrics.capacity_units
-        stats = StoreStats()
+    def _write_ccd(self, writes: CcdWrites, lease: Lease | None, stats: StoreStats) -> None:
         fence = fence_checks(lease, self._table) if lease is not None else []
-        try:
-            store_ccd(self._client, self._table, writes, fence, stats)
-            if writes.ss_objects is not None and len(writes.ss_objects):
-                self.store_ss_objects(writes.ss_objects)
-        finally:
-            after = self.metrics.snapshot()
-            stats.requests = {k: after[k] - before.get(k, 0) for k in after
-                              if after[k] != before.get(k, 0)}
-            stats.capacity_units = self.metrics.capacity_units - cap_before
-        return stats
+        store_ccd(self._client, self._table, writes, fence, stats)
 
     def load_dia_objects(self, objects: Table) -> int:
         """Bulk-load first versions of DiaObjects into an idle database (seeding, migration).
@@ -228,7 +208,7 @@ class DynamoApdb(Apdb):
                      if i["pk"]["S"].startswith("SSOBJ#")]
         else:
             items = batch_get(self._client, self._table,
-                              [keys.ss_object(i) for i in _as_ids(ids, "ids")])
+                              [keys.ss_object(i) for i in as_ids(ids, "ids")])
         items = [i for i in items if i["sk"]["S"] == "ROW"]
         items.sort(key=lambda i: int(i["pk"]["S"][6:]))
         rows = unpack_rows([i["row"]["B"] for i in items], "SSObject")
@@ -301,11 +281,3 @@ class DynamoApdb(Apdb):
     # -- export -------------------------------------------------------------------------------
     def export(self) -> dict[str, Table]:
         return export_tables(scan_all(self._client, self._table))
-
-
-def _window(rows: Table, start: float, t: float, id_column: str) -> Table:
-    """History rows with ``midpointMjdTai`` in [start, t), sorted by object then time."""
-    mid = np.asarray(rows["midpointMjdTai"], float)
-    rows = rows[(mid >= start) & (mid < t)]
-    rows.sort([id_column, "midpointMjdTai"])
-    return rows

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from alertprod.apdb._layout import MAX_BATCH_GET, MAX_BATCH_WRITE, MAX_TRANSACT_ITEMS
 from alertprod.apdb.dynamodb._keys import Key, split_key
 from alertprod.apdb.interface import StorageMetrics
 from alertprod.errors import ConflictError, StorageError
@@ -20,10 +21,6 @@ __all__ = ["MAX_BATCH_GET", "MAX_BATCH_WRITE", "MAX_TRANSACT_ITEMS", "Instrument
            "error_code", "batch_get", "batch_write", "transact_write", "scan_all", "num",
            "TransactionCancelledError"]
 
-#: AWS limits: keys per BatchGetItem, requests per BatchWriteItem, items per TransactWriteItems.
-MAX_BATCH_GET = 100
-MAX_BATCH_WRITE = 25
-MAX_TRANSACT_ITEMS = 100
 _MAX_ATTEMPTS = 8
 
 

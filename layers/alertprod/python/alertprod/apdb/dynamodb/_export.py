@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
-from alertprod.apdb.dynamodb._codec import unpack_rows
-from alertprod.apdb.dynamodb._ssobs import apply_observations
+from alertprod.apdb._codec import unpack_rows
+from alertprod.apdb._ssobs import apply_observations
 from alertprod.apdb.export import sort_export
 
 __all__ = ["export_tables"]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
+from alertprod.apdb._layout import INDEX_ORDER
 from alertprod.apdb.dynamodb import _keys as keys
 from alertprod.apdb.dynamodb._calls import batch_get
 from alertprod.ids import time_bucket
@@ -21,8 +22,6 @@ from alertprod.pixelization import pixel_of, pixels_covering, polygon_contains
 
 __all__ = ["INDEX_ORDER", "index_exposure", "find_exposures"]
 
-#: HEALPix order of the image-cache index pixels (≈13.7′).
-INDEX_ORDER = 8
 
 
 def index_exposure(client: Any, table: str, visit: int, detector: int, band: str,

@@ -7,6 +7,8 @@ key order matters.
 
 from __future__ import annotations
 
+from alertprod.apdb._layout import NEW_OBJECT_SHARDS
+
 __all__ = [
     "Key", "key", "obj_last", "obj_version", "pixel_index", "history", "new_objects",
     "NEW_OBJECT_SHARDS", "lease", "ccd_record", "alert_mark", "image_index", "ss_object",
@@ -16,8 +18,6 @@ __all__ = [
 
 Key = dict[str, dict[str, str]]
 
-#: Number of shards of the per-night "new DiaObjects" items (keeps each well below 400 KB).
-NEW_OBJECT_SHARDS = 128
 
 
 def key(pk: str, sk: str) -> Key:

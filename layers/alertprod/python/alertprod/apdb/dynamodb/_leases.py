@@ -23,16 +23,15 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-
+from alertprod.apdb._layout import MAX_TRANSACT_ITEMS
+from alertprod.apdb.coordination import Lease, LeaseManager
 from alertprod.apdb.dynamodb._calls import (
-    MAX_TRANSACT_ITEMS,
     TransactionCancelledError,
     batch_get,
     num,
     transact_write,
 )
 from alertprod.apdb.dynamodb._keys import lease as lease_key
-from alertprod.apdb.coordination import Lease, LeaseManager
 from alertprod.errors import ConflictError
 
 __all__ = ["DynamoLeaseManager", "fence_checks"]

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from alertprod.apdb.coordination import CcdLedger, CcdState
 from alertprod.apdb.dynamodb import _keys as keys
 from alertprod.apdb.dynamodb._calls import batch_get, batch_write, error_code, num
-from alertprod.apdb.coordination import CcdLedger, CcdState
 from alertprod.errors import ConflictError, StorageError
 
 __all__ = ["DynamoCcdLedger", "LEDGER_TTL_DAYS"]

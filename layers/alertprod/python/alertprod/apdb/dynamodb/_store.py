@@ -20,15 +20,15 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
+from alertprod.apdb._codec import pack_rows
+from alertprod.apdb._layout import MAX_TRANSACT_ITEMS, pack_groups
 from alertprod.apdb.dynamodb import _keys as keys
 from alertprod.apdb.dynamodb._calls import (
-    MAX_TRANSACT_ITEMS,
     TransactionCancelledError,
     batch_get,
     num,
     transact_write,
 )
-from alertprod.apdb.dynamodb._codec import pack_rows
 from alertprod.apdb.interface import PREV_VALIDITY_COLUMN, CcdWrites, StoreStats
 from alertprod.errors import CatalogError, ConflictError
 from alertprod.ids import time_bucket
@@ -100,24 +100,6 @@ def _build_transaction(table: str, groups: list[_Group], fence: list[dict]) -> l
     ops.extend(_set_op(table, k, attrs) for k, attrs in sets.items())
     ops.extend(_pix_op(table, p, add[p]) for p in sorted(add))
     return ops
-
-
-def _pack_transactions(groups: list[_Group], budget: int) -> list[list[_Group]]:
-    batches: list[list[_Group]] = []
-    current: list[_Group] = []
-    used: set[tuple[str, str]] = set()
-    for g in groups:
-        gk = g.item_keys()
-        if len(gk) > budget:
-            raise CatalogError(f"writes: object {g.oid} alone needs {len(gk)} items (> {budget})")
-        if current and len(used | gk) > budget:
-            batches.append(current)
-            current, used = [], set()
-        current.append(g)
-        used |= gk
-    if current:
-        batches.append(current)
-    return batches
 
 
 def _ids(column: Any) -> np.ndarray:
@@ -271,7 +253,7 @@ def store_ccd(client: Any, table: str, writes: CcdWrites, fence: list[dict],
     stats.objects_already_done += len(done)
     pending = [g for oid, g in groups.items() if oid not in done] + list(extra.values())
     budget = MAX_TRANSACT_ITEMS - len(fence)
-    for batch in _pack_transactions(pending, budget):
+    for batch in pack_groups(pending, budget):
         _commit(client, table, batch, fence, tag, t, stats)
 
 

@@ -1,0 +1,293 @@
+"""The Level 1 database in process memory: :class:`MemoryApdb`.
+
+Same observable behaviour as :class:`~alertprod.apdb.dynamodb.DynamoApdb` (the contract suite
+in ``tests/contract/`` runs on both), in milliseconds and without moto: pipeline and precovery
+tests use it. Rows are kept packed (the DynamoDB backend's row codec), so what a caller
+passes in or gets back never aliases the store; requests are charged as DynamoDB's would be
+(:mod:`alertprod.apdb.memory._state`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+from astropy.table import Table
+
+from alertprod.apdb._codec import pack_rows, unpack_rows
+from alertprod.apdb._layout import (
+    INDEX_ORDER,
+    NEW_OBJECT_SHARDS,
+    ORBIT_CHUNK_BYTES,
+    as_ids,
+    history_window,
+)
+from alertprod.apdb._ssobs import apply_observations, observation_entries
+from alertprod.apdb.export import sort_export
+from alertprod.apdb.interface import Apdb, PrecoveryRun, StorageMetrics
+from alertprod.apdb.memory._ccd import CcdWriter
+from alertprod.apdb.memory._state import MemoryStore, Run
+from alertprod.errors import NotFoundError
+from alertprod.ids import TIME_BUCKET_DAYS, time_bucket
+from alertprod.pixelization import pixel_of, pixels_covering, polygon_contains
+
+__all__ = ["MemoryApdb"]
+
+
+class MemoryApdb(CcdWriter, Apdb):
+    """The APDB in memory, thread-safe (one lock per :class:`MemoryStore`).
+
+    Parameters
+    ----------
+    store : MemoryStore, optional
+        The storage (shared with a ledger and lease manager by
+        :func:`~alertprod.apdb.memory.memory_level1`); a new one by default.
+    metrics : StorageMetrics, keyword-only, optional
+        The metrics hook; requests are counted as DynamoDB's backend would send them.
+
+    Attributes
+    ----------
+    store : MemoryStore
+        The storage.
+    metrics : StorageMetrics
+        Every modelled request of this object.
+    """
+
+    def __init__(self, store: MemoryStore | None = None, *,
+                 metrics: StorageMetrics | None = None):
+        super().__init__(store, metrics=metrics)
+        self._orbit_cache: tuple[str, bytes] | None = None
+
+    # -- DiaObjects ---------------------------------------------------------------------------
+    def get_dia_objects(self, pixels: Sequence[int] | np.ndarray) -> Table:
+        wanted = set(as_ids(pixels, "pixels"))
+        self._requests("batch_get_item", len(wanted))
+        with self.store.lock:
+            ids = sorted(set().union(*(self.store.pixels.get(p, set()) for p in wanted)))
+        self._requests("batch_get_item", len(ids))
+        with self.store.lock:
+            lasts = [self.store.last.get(i) for i in ids]
+        return unpack_rows([la.row for la in lasts if la is not None and la.pix in wanted],
+                           "DiaObject")
+
+    def get_dia_objects_by_id(self, ids: Sequence[int] | np.ndarray) -> Table:
+        wanted = as_ids(ids, "ids")
+        self._requests("batch_get_item", len(wanted))
+        with self.store.lock:
+            lasts = [self.store.last.get(i) for i in wanted]
+        return unpack_rows([la.row for la in lasts if la is not None], "DiaObject")
+
+    def new_dia_objects(self, mjd_start: float, mjd_end: float) -> Table:
+        if not mjd_end >= mjd_start:
+            raise ValueError(f"mjd_end: must be >= mjd_start ({mjd_start}), got {mjd_end}")
+        days = range(math.floor(mjd_start), math.floor(mjd_end) + 1)
+        self._requests("batch_get_item", len(days) * NEW_OBJECT_SHARDS)
+        with self.store.lock:
+            rows = sorted((oid, ra, dec, t) for d in days
+                          for oid, (ra, dec, t) in self.store.new_objects.get(d, {}).items()
+                          if mjd_start <= t < mjd_end)
+        out = Table(rows=rows or None, names=["diaObjectId", "ra", "dec", "validityStartMjdTai"],
+                    dtype=["i8", "f8", "f8", "f8"])
+        out["ra"].unit = out["dec"].unit = "deg"
+        return out
+
+    # -- history ------------------------------------------------------------------------------
+    def _history(self, object_ids, visit_time_mjd_tai: float, months: int,
+                 kind: str) -> tuple[dict[str, list[bytes]], float, float]:
+        ids = as_ids(object_ids, "object_ids")
+        t = float(visit_time_mjd_tai)
+        if not np.isfinite(t):
+            raise ValueError(f"visit_time_mjd_tai: must be finite, got {t}")
+        if months < 0:
+            raise ValueError(f"months: must be >= 0, got {months}")
+        start = t - TIME_BUCKET_DAYS * months
+        first, last = time_bucket(start), time_bucket(t)
+        self._requests("batch_get_item", len(ids) * (last - first + 1))
+        rows: dict[str, list[bytes]] = {"s": [], "f": []}
+        with self.store.lock:
+            for oid in ids:
+                for (bucket, prefix, _), row in self.store.history.get((kind, oid), {}).items():
+                    if first <= bucket <= last:
+                        rows[prefix].append(row)
+        return rows, start, t
+
+    def get_dia_history(self, object_ids: Sequence[int] | np.ndarray, visit_time_mjd_tai: float,
+                        *, months: int = 12) -> tuple[Table, Table]:
+        rows, start, t = self._history(object_ids, visit_time_mjd_tai, months, "obj")
+        return (history_window(unpack_rows(rows["s"], "DiaSource"), start, t, "diaObjectId"),
+                history_window(unpack_rows(rows["f"], "DiaForcedSource"), start, t, "diaObjectId"))
+
+    def get_ss_sources(self, ss_object_ids: Sequence[int] | np.ndarray, visit_time_mjd_tai: float,
+                       *, months: int = 12) -> Table:
+        rows, start, t = self._history(ss_object_ids, visit_time_mjd_tai, months, "ss")
+        return history_window(unpack_rows(rows["s"], "DiaSource"), start, t, "ssObjectId")
+
+    # -- solar system -------------------------------------------------------------------------
+    def get_ss_objects(self, ids: Sequence[int] | np.ndarray | None = None) -> Table:
+        if ids is None:
+            self._request("scan")
+            with self.store.lock:
+                found = sorted(self.store.ss_objects.items())
+        else:
+            wanted = as_ids(ids, "ids")
+            self._requests("batch_get_item", len(wanted))
+            with self.store.lock:
+                found = [(i, self.store.ss_objects[i]) for i in wanted
+                         if i in self.store.ss_objects]
+        rows = unpack_rows([row for _, row in found], "SSObject")
+        if len(rows):
+            self._requests("batch_get_item", len(found))
+            with self.store.lock:
+                sets = {i: list(self.store.ss_observations[i]) for i, _ in found
+                        if i in self.store.ss_observations}
+            apply_observations(rows, sets)
+        return rows
+
+    def store_ss_objects(self, table: Table) -> None:
+        if "ssObjectId" not in table.colnames:
+            raise ValueError("table: column 'ssObjectId' is required")
+        rows = pack_rows(table, "SSObject")
+        ids = np.asarray(table["ssObjectId"], dtype=np.int64).tolist()
+        self._requests("batch_write_item", len(rows))
+        with self.store.lock:
+            self.store.ss_objects.update(zip(ids, rows, strict=True))
+
+    def record_ss_observations(self, dia_sources: Table) -> int:
+        entries = observation_entries(dia_sources)
+        for oid, obs in entries.items():  # one UpdateItem (ADD to a set) per SSObject
+            self._request("update_item")
+            with self.store.lock:
+                self.store.ss_observations.setdefault(oid, set()).update(obs)
+        return len(entries)
+
+    def store_orbit_catalog(self, data: str | bytes) -> str:
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        version = hashlib.sha256(raw).hexdigest()[:16]
+        chunks = math.ceil(len(zlib.compress(raw, 6)) / ORBIT_CHUNK_BYTES)
+        self._requests("batch_write_item", chunks)  # chunks first, then the pointer
+        self._request("put_item")
+        with self.store.lock:
+            self.store.orbit_catalogs[version] = raw
+            self.store.orbit_current = (version, chunks)
+        return version
+
+    def get_orbit_catalog_version(self) -> str | None:
+        self._request("get_item")
+        with self.store.lock:
+            current = self.store.orbit_current
+        return current[0] if current else None
+
+    def get_orbit_catalog(self) -> bytes:
+        self._request("get_item")
+        with self.store.lock:
+            current = self.store.orbit_current
+            raw = self.store.orbit_catalogs[current[0]] if current else None
+        if current is None:
+            raise NotFoundError("no orbit catalog is stored")
+        if self._orbit_cache and self._orbit_cache[0] == current[0]:
+            return self._orbit_cache[1]
+        self._requests("batch_get_item", current[1])
+        self._orbit_cache = (current[0], raw)
+        return raw
+
+    # -- image-cache index --------------------------------------------------------------------
+    def index_exposure(self, visit, detector, band, mjd_tai, corners_radec, kinds) -> None:
+        corners = np.asarray(corners_radec, dtype=float)
+        if corners.ndim != 2 or corners.shape[1] != 2 or len(corners) < 3:
+            raise ValueError(f"corners_radec: expected shape (n >= 3, 2), got {corners.shape}")
+        entry = json.dumps({"visit": int(visit), "detector": int(detector), "band": str(band),
+                            "mjd": float(mjd_tai), "corners": corners.tolist(),
+                            "kinds": [str(k) for k in kinds]})
+        bucket = time_bucket(float(mjd_tai))
+        for pixel in pixels_covering(corners, order=INDEX_ORDER).tolist():
+            self._request("update_item")  # one per pixel of the footprint
+            with self.store.lock:
+                self.store.images.setdefault((pixel, bucket), {})[
+                    f"e{int(visit)}_{int(detector)}"] = entry
+
+    def find_exposures(self, ra_deg, dec_deg, mjd_start, mjd_end) -> Table:
+        if not mjd_end >= mjd_start:
+            raise ValueError(f"mjd_end: must be >= mjd_start ({mjd_start}), got {mjd_end}")
+        pixel = int(pixel_of(ra_deg, dec_deg, order=INDEX_ORDER))
+        buckets = range(time_bucket(float(mjd_start)), time_bucket(float(mjd_end)) + 1)
+        self._requests("batch_get_item", len(buckets))
+        with self.store.lock:
+            texts = [e for b in buckets for e in self.store.images.get((pixel, b), {}).values()]
+        found = [e for e in map(json.loads, texts) if mjd_start <= e["mjd"] < mjd_end
+                 and polygon_contains(np.array(e["corners"]), ra_deg, dec_deg)]
+        found.sort(key=lambda e: (e["mjd"], e["visit"], e["detector"]))
+        out = Table()
+        out["visit"] = np.array([e["visit"] for e in found], dtype=np.int64)
+        out["detector"] = np.array([e["detector"] for e in found], dtype=np.int16)
+        out["band"] = np.array([e["band"] for e in found], dtype="U1")
+        out["midpointMjdTai"] = np.array([e["mjd"] for e in found], dtype=float)
+        shapes = {len(e["corners"]) for e in found}
+        if len(shapes) <= 1:
+            n = shapes.pop() if shapes else 4
+            out["corners"] = np.array([e["corners"] for e in found], dtype=float).reshape(-1, n, 2)
+            out["corners"].unit = "deg"
+        out["kinds"] = np.array([",".join(e["kinds"]) for e in found], dtype=str)
+        return out
+
+    # -- precovery runs -----------------------------------------------------------------------
+    def start_precovery_run(self, run_id: str, *, n_units: int, object_ids: np.ndarray,
+                            validity_start_mjd_tai: float) -> None:
+        ids = np.unique(np.asarray(object_ids, np.int64))
+        self._request("update_item")
+        with self.store.lock:
+            run = self.store.runs.setdefault(run_id, Run())
+            run.expected, run.objects = int(n_units), ids.tobytes()
+            run.validity_start = float(validity_start_mjd_tai)
+
+    def complete_precovery_unit(self, run_id: str, unit_key: str) -> bool:
+        self._request("update_item")  # ADD the key to the done-set
+        with self.store.lock:
+            run = self.store.runs.setdefault(run_id, Run())
+            run.done.add(str(unit_key))
+            complete = len(run.done) >= (run.expected or 0)
+        if not complete:
+            return False
+        self._request("update_item")  # the conditional finalisation flag
+        return self._win_finalization(run_id)
+
+    def _win_finalization(self, run_id: str) -> bool:
+        """Set the run's finalisation flag unless it is set: True for the one caller who sets it."""
+        with self.store.lock:
+            run = self.store.runs[run_id]
+            won, run.finalized = not run.finalized, True
+        return won
+
+    def get_precovery_run(self, run_id: str) -> PrecoveryRun | None:
+        self._request("get_item")
+        with self.store.lock:
+            run = self.store.runs.get(run_id)
+            if run is None or run.expected is None:
+                return None
+            return PrecoveryRun(run_id=run_id, expected_units=run.expected,
+                                done_units=frozenset(run.done),
+                                object_ids=np.frombuffer(run.objects, dtype=np.int64).copy(),
+                                validity_start_mjd_tai=run.validity_start,
+                                finalized=run.finalized)
+
+    # -- export -------------------------------------------------------------------------------
+    def export(self) -> dict[str, Table]:
+        self._request("scan")
+        with self.store.lock:
+            last = [la.row for la in self.store.last.values()]
+            versions = [v for vs in self.store.versions.values() for v in vs.values()]
+            rows = [(k[1], row) for h in self.store.history.values() for k, row in h.items()]
+            ss = list(self.store.ss_objects.values())
+            obs = {i: list(s) for i, s in self.store.ss_observations.items()}
+        history = unpack_rows([v.row for v in versions], "DiaObject")
+        history["validityEndMjdTai"] = np.asarray(
+            [np.nan if v.end is None else v.end for v in versions],
+            dtype=history["validityEndMjdTai"].dtype)
+        return sort_export({
+            "DiaObject": unpack_rows(last, "DiaObject"), "DiaObjectHistory": history,
+            "DiaSource": unpack_rows([r for p, r in rows if p == "s"], "DiaSource"),
+            "DiaForcedSource": unpack_rows([r for p, r in rows if p == "f"], "DiaForcedSource"),
+            "SSObject": apply_observations(unpack_rows(ss, "SSObject"), obs)})

@@ -137,6 +137,15 @@ class ApdbServicesContract(Level1Contract):
         assert run.finalized and list(run.object_ids) == [3, 5, 8]
         assert apdb.get_precovery_run("r2") is None
 
+    def test_unit_of_a_run_never_started_is_refused_and_writes_nothing(self, level1):
+        apdb = level1.apdb
+        with pytest.raises(NotFoundError, match="never started"):
+            apdb.complete_precovery_unit("ghost", "a")
+        assert apdb.get_precovery_run("ghost") is None
+        apdb.start_precovery_run("ghost", n_units=1, object_ids=np.array([1]),
+                                 validity_start_mjd_tai=60001.5)
+        assert apdb.complete_precovery_unit("ghost", "a") is True  # then it finalizes normally
+
     def test_concurrent_unit_completions_finalize_once(self, connect):
         units = [f"u{k}" for k in range(8)]
         connect().apdb.start_precovery_run("night", n_units=len(units), object_ids=np.arange(3),

@@ -30,29 +30,6 @@ def client():
         yield c
 
 
-@pytest.fixture(autouse=True)
-def _isolated_moto_writes(monkeypatch):
-    """Make moto's item operations isolated from one another, as DynamoDB's are.
-
-    moto rolls a cancelled TransactWriteItems back by restoring a snapshot of the whole table
-    taken when the transaction began, which silently undoes any write another thread made in
-    between (e.g. a lease another CCD just took). One lock around every item operation of the
-    in-process server restores DynamoDB's isolation; threads then contend only on our items.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("get_item", "put_item", "update_item", "delete_item", "transact_write_items",
-                 "query", "scan"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(*args, _original=original, **kwargs):
-            with lock:
-                return _original(*args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-
-
 @pytest.fixture
 def table(client):
     return create_level1_table(client)

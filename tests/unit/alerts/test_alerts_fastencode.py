@@ -12,7 +12,7 @@ import pytest
 
 from alertprod.alerts import deserialize_alert, serialize_alert
 from alertprod.alerts.examples import example_alert, example_row
-from alertprod.alerts.fastencode import avro_long, encode_alert, encode_records
+from alertprod.alerts._fastencode import avro_long, encode_alert, encode_records
 from alertprod.alerts.schema import parsed_schema, record_spec
 from alertprod.errors import AlertSchemaError
 

@@ -6,7 +6,7 @@ dict strictly and names the offending field path (``prvDiaSources[3].psfFlux``).
 field tables of :mod:`alertprod.alerts.schema`.
 
 :func:`build_alerts` does the same for all DiaSources of a CCD at once, converting each input
-table column by column once instead of row by row (see :mod:`alertprod.alerts.convert`).
+table column by column once instead of row by row (see :mod:`alertprod.alerts._convert`).
 
 Notes
 -----
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 
-from alertprod.alerts.convert import (
+from alertprod.alerts._convert import (
     _FLOAT32_MAX,
     _INT_RANGE,
     FIELD_ALIASES,

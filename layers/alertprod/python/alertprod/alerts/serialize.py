@@ -18,7 +18,7 @@ from typing import IO, Any, NamedTuple
 
 import fastavro
 
-from alertprod.alerts.fastencode import avro_long, encode_alert
+from alertprod.alerts._fastencode import avro_long, encode_alert
 from alertprod.alerts.schema import SCHEMA_ID, parsed_schema, schema_for_id
 from alertprod.errors import AlertSchemaError
 

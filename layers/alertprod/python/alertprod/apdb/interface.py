@@ -340,7 +340,11 @@ class Apdb(ABC):
 
     @abstractmethod
     def complete_precovery_unit(self, run_id: str, unit_key: str) -> bool:
-        """Mark one unit done; True for exactly one caller once every unit of the run is done."""
+        """Mark one unit done; True for exactly one caller once every unit of the run is done.
+
+        Raises :class:`~alertprod.errors.NotFoundError` (writing nothing) for a run that was
+        never started: a unit from nowhere goes to the dead-letter queue.
+        """
 
     @abstractmethod
     def get_precovery_run(self, run_id: str) -> PrecoveryRun | None:

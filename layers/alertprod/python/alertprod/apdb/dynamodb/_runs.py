@@ -13,6 +13,7 @@ import numpy as np
 
 from alertprod.apdb.dynamodb._calls import error_code
 from alertprod.apdb.interface import PrecoveryRun
+from alertprod.errors import NotFoundError
 
 __all__ = ["start_run", "complete_unit", "get_run"]
 
@@ -33,10 +34,19 @@ def start_run(client: Any, table: str, run_id: str, *, n_units: int, object_ids:
 
 
 def complete_unit(client: Any, table: str, run_id: str, key: str) -> bool:
-    """Mark one unit done; True for exactly one caller once every unit of the run is done."""
-    item = client.update_item(
-        TableName=table, Key=_key(run_id), UpdateExpression="ADD done :k",
-        ExpressionAttributeValues={":k": {"SS": [key]}}, ReturnValues="ALL_NEW")["Attributes"]
+    """Mark one unit done; True for exactly one caller once every unit of the run is done.
+
+    Raises NotFoundError for a run that was never started (nothing is written).
+    """
+    try:
+        item = client.update_item(
+            TableName=table, Key=_key(run_id), UpdateExpression="ADD done :k",
+            ConditionExpression="attribute_exists(expected)",
+            ExpressionAttributeValues={":k": {"SS": [key]}}, ReturnValues="ALL_NEW")["Attributes"]
+    except Exception as exc:  # botocore ClientError (this module does not import botocore)
+        if error_code(exc) == "ConditionalCheckFailedException":
+            raise NotFoundError(f"precovery run {run_id!r} was never started") from exc
+        raise
     if len(item.get("done", {}).get("SS", [])) < int(item.get("expected", {"N": "0"})["N"]):
         return False
     try:

@@ -244,9 +244,11 @@ class MemoryApdb(CcdWriter, Apdb):
             run.validity_start = float(validity_start_mjd_tai)
 
     def complete_precovery_unit(self, run_id: str, unit_key: str) -> bool:
-        self._request("update_item")  # ADD the key to the done-set
+        self._request("update_item")  # ADD the key to the done-set, if the run was started
         with self.store.lock:
-            run = self.store.runs.setdefault(run_id, Run())
+            run = self.store.runs.get(run_id)
+            if run is None or run.expected is None:
+                raise NotFoundError(f"precovery run {run_id!r} was never started")
             run.done.add(str(unit_key))
             complete = len(run.done) >= (run.expected or 0)
         if not complete:

@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from alertprod.apdb import dynamo_level1
 from alertprod.aws import Services
 from alertprod.config import Resources
-from alertprod.times import now_mjd_tai
 from alertprod.precovery import handle_message
+from alertprod.times import now_mjd_tai
 
 logger = Logger(service="alertprod-precovery-worker")
 processor = BatchProcessor(event_type=EventType.SQS)

@@ -16,8 +16,8 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from alertprod.alerts.examples import example_alert
 from alertprod.alerts._fastencode import encode_alert
+from alertprod.alerts.examples import example_alert
 from alertprod.alerts.schema import parsed_schema
 from alertprod.alerts.serialize import _tagged, serialize_alert
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from astropy.table import MaskedColumn, Table
+from astropy.table import Table
 
 from alertprod.alerts import build_alert, prepare_alerts, serialize_alert
 from alertprod.alerts.examples import example_row
@@ -42,7 +42,7 @@ from alertprod.imaging.psf import moffat_psf
 from alertprod.orbits import orbit_through, predict_positions, write_mpcorb
 from alertprod.photometry.dia_forced import VisitImages
 from alertprod.pipeline import steps
-from alertprod.pipeline.alerting import build_ccd_alerts
+from alertprod.pipeline.alerting import alert_sources, build_ccd_alerts
 from alertprod.pipeline.config import PipelineConfig
 from alertprod.pipeline.orbit_cache import OrbitCache
 from alertprod.pixelization import pixels_covering
@@ -90,17 +90,6 @@ def group_rows(table: Table, key: str = "diaObjectId") -> dict[int, Table]:
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
     ends = np.r_[starts[1:], len(ids)]
     return {int(ids[s]): t[s:e] for s, e in zip(starts, ends, strict=True)}
-
-
-def alert_sources(sources: Table) -> Table:
-    """The DiaSource rows ``build_ccd_alerts`` builds alerts from: sorted by ``diaSourceId``,
-    and an id of 0 (none, in the database) made null (none, in an alert)."""
-    order = np.argsort(np.asarray(sources["diaSourceId"], np.int64), kind="stable")
-    src = Table(sources[order], masked=False, copy=True)
-    for col in ("diaObjectId", "ssObjectId"):
-        ids = np.asarray(src[col], np.int64)
-        src[col] = MaskedColumn(ids, mask=ids == 0)
-    return src
 
 
 def _per_row_alerts(ordered, versions, history, forced_history, ss_rows, mpc_orbits, cutouts):

@@ -13,8 +13,8 @@ from alertprod.apdb.dynamodb import _leases as leases_module
 from alertprod.apdb.dynamodb._calls import InstrumentedClient
 from alertprod.apdb.dynamodb._leases import fence_checks
 from alertprod.apdb.testing import make_ccd_writes, make_objects, make_sources
-from alertprod.local.dynamodb import FailAfter, create_level1_table, moto_dynamodb
 from alertprod.errors import ConflictError
+from alertprod.local.dynamodb import FailAfter, create_level1_table, moto_dynamodb
 from alertprod.pixelization import pixel_of, pixels_in_cone
 
 pytest.importorskip("moto")

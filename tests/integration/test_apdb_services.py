@@ -7,9 +7,9 @@ from astropy.table import Table
 from alertprod.apdb import dynamo_level1, write_export
 from alertprod.apdb.dynamodb import _apdb as dynamodb_module
 from alertprod.apdb.testing import make_ccd_writes, make_objects
-from alertprod.local.dynamodb import create_level1_table, moto_dynamodb
 from alertprod.errors import ConflictError, NotFoundError
 from alertprod.ids import ss_object_id
+from alertprod.local.dynamodb import create_level1_table, moto_dynamodb
 
 pytest.importorskip("moto")
 pytestmark = pytest.mark.integration

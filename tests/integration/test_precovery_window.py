@@ -11,8 +11,8 @@ import pytest
 
 from alertprod.apdb import DynamoApdb
 from alertprod.apdb.testing import make_ccd_writes, make_objects
-from alertprod.local.dynamodb import create_level1_table, moto_dynamodb
 from alertprod.aws import MemoryBlobStore
+from alertprod.local.dynamodb import create_level1_table, moto_dynamodb
 from alertprod.precovery import plan_precovery, run_unit
 
 pytestmark = pytest.mark.integration

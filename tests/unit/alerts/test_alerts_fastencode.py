@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from alertprod.alerts import deserialize_alert, serialize_alert
-from alertprod.alerts.examples import example_alert, example_row
 from alertprod.alerts._fastencode import avro_long, encode_alert, encode_records
+from alertprod.alerts.examples import example_alert, example_row
 from alertprod.alerts.schema import parsed_schema, record_spec
 from alertprod.errors import AlertSchemaError
 

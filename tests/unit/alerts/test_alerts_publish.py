@@ -19,8 +19,8 @@ from alertprod.alerts import (
 )
 from alertprod.alerts.examples import example_alert
 from alertprod.alerts.publish import MAX_SNS_BATCH_ENTRIES, MAX_SNS_MESSAGE_BYTES, message_size
-from alertprod.aws.sns import batch_indices
 from alertprod.aws import MemoryBlobStore
+from alertprod.aws.sns import batch_indices
 from alertprod.errors import ConfigError
 
 pytestmark = pytest.mark.unit

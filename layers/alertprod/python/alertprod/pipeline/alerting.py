@@ -17,7 +17,7 @@ from alertprod.formats import Exposure
 from alertprod.imaging.cutouts import cutout_fits, cutouts_fits
 from alertprod.pipeline.config import PipelineConfig
 
-__all__ = ["build_ccd_alerts"]
+__all__ = ["alert_sources", "build_ccd_alerts"]
 
 
 def _cutout(exposure: Exposure | None, ra: float, dec: float, size: int | None) -> bytes | None:
@@ -27,6 +27,17 @@ def _cutout(exposure: Exposure | None, ra: float, dec: float, size: int | None) 
         return cutout_fits(exposure, ra, dec, size_pix=size)
     except Exception:  # a cutout that cannot be made is null; the alert still goes out
         return None
+
+
+def alert_sources(sources: Table) -> Table:
+    """The DiaSource rows alerts are built from: sorted by ``diaSourceId``, and an id of 0
+    (none, in the database) made null (none, in an alert)."""
+    order = np.argsort(np.asarray(sources["diaSourceId"], np.int64), kind="stable")
+    src = Table(sources[order], masked=False, copy=True)
+    for col in ("diaObjectId", "ssObjectId"):
+        ids = np.asarray(src[col], np.int64)
+        src[col] = MaskedColumn(ids, mask=ids == 0)
+    return src
 
 
 def build_ccd_alerts(sources: Table, versions: Table, history: Table, forced_history: Table,
@@ -52,11 +63,7 @@ def build_ccd_alerts(sources: Table, versions: Table, history: Table, forced_his
         12-month DiaSource history of the asteroids this CCD saw, before this visit (seed
         step 2: an asteroid's alert carries its earlier DiaSources).
     """
-    order = np.argsort(np.asarray(sources["diaSourceId"], np.int64), kind="stable")
-    src = Table(sources[order], masked=False, copy=True)
-    for col in ("diaObjectId", "ssObjectId"):  # 0 means "none" in the database, null in an alert
-        ids = np.asarray(src[col], np.int64)
-        src[col] = MaskedColumn(ids, mask=ids == 0)
+    src = alert_sources(sources)
     ra = np.asarray(src["ra"], float)
     dec = np.asarray(src["dec"], float)
     size = config.cutout_size_pix

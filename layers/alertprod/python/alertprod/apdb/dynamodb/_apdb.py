@@ -18,7 +18,7 @@ import numpy as np
 from astropy.table import Table
 
 from alertprod.apdb._codec import pack_rows, unpack_rows
-from alertprod.apdb._layout import ORBIT_CHUNK_BYTES, as_ids, history_window
+from alertprod.apdb._layout import ORBIT_CHUNK_BYTES, as_ids, history_window, new_objects_table
 from alertprod.apdb._ssobs import apply_observations
 from alertprod.apdb.coordination import Lease
 from alertprod.apdb.dynamodb import _keys as keys
@@ -187,11 +187,7 @@ class DynamoApdb(Apdb):
                     ra, dec, t = unpack_new_object(value["B"])
                     if mjd_start <= t < mjd_end:
                         rows.append((int(attr[1:]), ra, dec, t))
-        rows.sort()
-        out = Table(rows=rows or None, names=["diaObjectId", "ra", "dec", "validityStartMjdTai"],
-                    dtype=["i8", "f8", "f8", "f8"])
-        out["ra"].unit = out["dec"].unit = "deg"
-        return out
+        return new_objects_table(rows)
 
     # -- solar system -------------------------------------------------------------------------
     def store_ss_objects(self, table: Table) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from astropy.table import Table
 
 from alertprod.apdb._codec import pack_rows
-from alertprod.apdb._layout import MAX_TRANSACT_ITEMS, pack_groups
+from alertprod.apdb._layout import MAX_TRANSACT_ITEMS, history_entries, ids_or_zero, pack_groups
 from alertprod.apdb.dynamodb import _keys as keys
 from alertprod.apdb.dynamodb._calls import (
     TransactionCancelledError,
@@ -31,7 +31,6 @@ from alertprod.apdb.dynamodb._calls import (
 )
 from alertprod.apdb.interface import PREV_VALIDITY_COLUMN, CcdWrites, StoreStats
 from alertprod.errors import CatalogError, ConflictError
-from alertprod.ids import time_bucket
 from alertprod.pixelization import pixel_of
 
 __all__ = ["store_ccd", "ccd_tag", "pack_new_object", "unpack_new_object"]
@@ -102,11 +101,6 @@ def _build_transaction(table: str, groups: list[_Group], fence: list[dict]) -> l
     return ops
 
 
-def _ids(column: Any) -> np.ndarray:
-    """int64 ids with nulls (masked) as 0."""
-    return np.asarray(np.ma.filled(np.ma.asarray(column), 0), dtype=np.int64)
-
-
 def _plan_objects(table: str, writes: CcdWrites, tag: str) -> tuple[dict[int, _Group], dict]:
     objs = writes.dia_objects
     if len(objs) == 0:
@@ -127,7 +121,7 @@ def _plan_objects(table: str, writes: CcdWrites, tag: str) -> tuple[dict[int, _G
     if "validityEndMjdTai" in objs.colnames:
         objs.remove_column("validityEndMjdTai")
     rows = pack_rows(objs, "DiaObject")
-    oids = _ids(objs["diaObjectId"])
+    oids = ids_or_zero(objs["diaObjectId"])
     if len(set(oids.tolist())) != len(oids):
         raise CatalogError("writes.dia_objects: diaObjectId values are not unique")
     prev = np.ma.filled(np.ma.asarray(objs[PREV_VALIDITY_COLUMN], dtype=float), np.nan)
@@ -169,29 +163,12 @@ def _plan_objects(table: str, writes: CcdWrites, tag: str) -> tuple[dict[int, _G
 
 def _add_history(groups: dict[int, _Group], extra: dict[tuple[str, int], _Group],
                  table: Table, name: str, attr_of: Any) -> int:
-    if len(table) == 0:
-        return 0
-    rows = pack_rows(table, name)
-    id_col = "diaSourceId" if name == "DiaSource" else "diaForcedSourceId"
-    if id_col not in table.colnames:
-        raise CatalogError(f"writes: {name} column {id_col!r} is required")
-    row_ids = _ids(table[id_col])
-    obj = _ids(table["diaObjectId"]) if "diaObjectId" in table.colnames else np.zeros(len(table),
-                                                                                       np.int64)
-    ss = _ids(table["ssObjectId"]) if "ssObjectId" in table.colnames else np.zeros(len(table),
-                                                                                  np.int64)
-    buckets = time_bucket(np.asarray(table["midpointMjdTai"], float))
-    for rid, o, s, b, row in zip(row_ids.tolist(), obj.tolist(), ss.tolist(),
-                                 np.atleast_1d(buckets).tolist(), rows, strict=True):
-        if o:
-            g = groups.get(o) or extra.setdefault(("obj", o), _Group(None))
-            g.set_attr(keys.history(o, b), attr_of(rid), row)
-        elif s:
-            extra.setdefault(("ss", s), _Group(None)).set_attr(keys.history(s, b, ss=True),
-                                                               attr_of(rid), row)
-        else:
-            raise CatalogError(f"writes: {name} row {rid} has neither diaObjectId nor ssObjectId")
-    return len(rows)
+    entries = history_entries(table, name)
+    for kind, oid, bucket, rid, row in entries:
+        group = groups.get(oid) if kind == "obj" else None
+        group = group or extra.setdefault((kind, oid), _Group(None))
+        group.set_attr(keys.history(oid, bucket, ss=kind == "ss"), attr_of(rid), row)
+    return len(entries)
 
 
 def _classify(client: Any, table: str, groups: dict[int, _Group], meta: dict, tag: str,

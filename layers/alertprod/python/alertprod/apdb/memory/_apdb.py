@@ -10,7 +10,6 @@ passes in or gets back never aliases the store; requests are charged as DynamoDB
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import zlib
 from collections.abc import Sequence
@@ -24,7 +23,10 @@ from alertprod.apdb._layout import (
     NEW_OBJECT_SHARDS,
     ORBIT_CHUNK_BYTES,
     as_ids,
+    exposure_entry,
     history_window,
+    matching_exposures,
+    new_objects_table,
 )
 from alertprod.apdb._ssobs import apply_observations, observation_entries
 from alertprod.apdb.export import sort_export
@@ -33,7 +35,7 @@ from alertprod.apdb.memory._ccd import CcdWriter
 from alertprod.apdb.memory._state import MemoryStore, Run
 from alertprod.errors import NotFoundError
 from alertprod.ids import TIME_BUCKET_DAYS, time_bucket
-from alertprod.pixelization import pixel_of, pixels_covering, polygon_contains
+from alertprod.pixelization import pixel_of, pixels_covering
 
 __all__ = ["MemoryApdb"]
 
@@ -87,13 +89,10 @@ class MemoryApdb(CcdWriter, Apdb):
         days = range(math.floor(mjd_start), math.floor(mjd_end) + 1)
         self._requests("batch_get_item", len(days) * NEW_OBJECT_SHARDS)
         with self.store.lock:
-            rows = sorted((oid, ra, dec, t) for d in days
-                          for oid, (ra, dec, t) in self.store.new_objects.get(d, {}).items()
-                          if mjd_start <= t < mjd_end)
-        out = Table(rows=rows or None, names=["diaObjectId", "ra", "dec", "validityStartMjdTai"],
-                    dtype=["i8", "f8", "f8", "f8"])
-        out["ra"].unit = out["dec"].unit = "deg"
-        return out
+            rows = [(oid, ra, dec, t) for d in days
+                    for oid, (ra, dec, t) in self.store.new_objects.get(d, {}).items()
+                    if mjd_start <= t < mjd_end]
+        return new_objects_table(rows)
 
     # -- history ------------------------------------------------------------------------------
     def _history(self, object_ids, visit_time_mjd_tai: float, months: int,
@@ -196,14 +195,9 @@ class MemoryApdb(CcdWriter, Apdb):
 
     # -- image-cache index --------------------------------------------------------------------
     def index_exposure(self, visit, detector, band, mjd_tai, corners_radec, kinds) -> None:
-        corners = np.asarray(corners_radec, dtype=float)
-        if corners.ndim != 2 or corners.shape[1] != 2 or len(corners) < 3:
-            raise ValueError(f"corners_radec: expected shape (n >= 3, 2), got {corners.shape}")
-        entry = json.dumps({"visit": int(visit), "detector": int(detector), "band": str(band),
-                            "mjd": float(mjd_tai), "corners": corners.tolist(),
-                            "kinds": [str(k) for k in kinds]})
+        entry = exposure_entry(visit, detector, band, mjd_tai, corners_radec, kinds)
         bucket = time_bucket(float(mjd_tai))
-        for pixel in pixels_covering(corners, order=INDEX_ORDER).tolist():
+        for pixel in pixels_covering(np.asarray(corners_radec, float), order=INDEX_ORDER).tolist():
             self._request("update_item")  # one per pixel of the footprint
             with self.store.lock:
                 self.store.images.setdefault((pixel, bucket), {})[
@@ -217,21 +211,7 @@ class MemoryApdb(CcdWriter, Apdb):
         self._requests("batch_get_item", len(buckets))
         with self.store.lock:
             texts = [e for b in buckets for e in self.store.images.get((pixel, b), {}).values()]
-        found = [e for e in map(json.loads, texts) if mjd_start <= e["mjd"] < mjd_end
-                 and polygon_contains(np.array(e["corners"]), ra_deg, dec_deg)]
-        found.sort(key=lambda e: (e["mjd"], e["visit"], e["detector"]))
-        out = Table()
-        out["visit"] = np.array([e["visit"] for e in found], dtype=np.int64)
-        out["detector"] = np.array([e["detector"] for e in found], dtype=np.int16)
-        out["band"] = np.array([e["band"] for e in found], dtype="U1")
-        out["midpointMjdTai"] = np.array([e["mjd"] for e in found], dtype=float)
-        shapes = {len(e["corners"]) for e in found}
-        if len(shapes) <= 1:
-            n = shapes.pop() if shapes else 4
-            out["corners"] = np.array([e["corners"] for e in found], dtype=float).reshape(-1, n, 2)
-            out["corners"].unit = "deg"
-        out["kinds"] = np.array([",".join(e["kinds"]) for e in found], dtype=str)
-        return out
+        return matching_exposures(texts, ra_deg, dec_deg, mjd_start, mjd_end)
 
     # -- precovery runs -----------------------------------------------------------------------
     def start_precovery_run(self, run_id: str, *, n_units: int, object_ids: np.ndarray,

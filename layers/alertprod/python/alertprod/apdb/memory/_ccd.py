@@ -27,12 +27,11 @@ import numpy as np
 from astropy.table import Table
 
 from alertprod.apdb._codec import pack_rows
-from alertprod.apdb._layout import NEW_OBJECT_SHARDS, pack_groups
+from alertprod.apdb._layout import NEW_OBJECT_SHARDS, history_entries, ids_or_zero, pack_groups
 from alertprod.apdb.coordination import Lease
 from alertprod.apdb.interface import PREV_VALIDITY_COLUMN, CcdWrites, StoreStats
 from alertprod.apdb.memory._state import REQUEST_LIMITS, Last, MemoryBackend, Version
 from alertprod.errors import CatalogError, ConflictError
-from alertprod.ids import time_bucket
 from alertprod.pixelization import pixel_of
 
 __all__ = ["CcdWriter", "Group", "NewVersion"]
@@ -89,11 +88,6 @@ class Group:
         return keys
 
 
-def _ids(column: Any) -> np.ndarray:
-    """int64 ids, nulls (masked) as 0."""
-    return np.asarray(np.ma.filled(np.ma.asarray(column), 0), dtype=np.int64)
-
-
 def _plan_objects(writes: CcdWrites) -> dict[int, Group]:
     objs = writes.dia_objects
     if len(objs) == 0:
@@ -111,7 +105,7 @@ def _plan_objects(writes: CcdWrites) -> dict[int, Group]:
     if "validityEndMjdTai" in objs.colnames:
         objs.remove_column("validityEndMjdTai")
     rows = pack_rows(objs, "DiaObject")
-    oids = _ids(objs["diaObjectId"]).tolist()
+    oids = ids_or_zero(objs["diaObjectId"]).tolist()
     if len(set(oids)) != len(oids):
         raise CatalogError("writes.dia_objects: diaObjectId values are not unique")
     prev = np.ma.filled(np.ma.asarray(objs[PREV_VALIDITY_COLUMN], dtype=float), np.nan).tolist()
@@ -126,28 +120,13 @@ def _plan_objects(writes: CcdWrites) -> dict[int, Group]:
 
 def _plan_rows(groups: dict[int, Group], extra: dict[Owner, Group], table: Table, name: str,
                prefix: str) -> int:
-    if len(table) == 0:
-        return 0
-    rows = pack_rows(table, name)
-    id_col = "diaSourceId" if name == "DiaSource" else "diaForcedSourceId"
-    if id_col not in table.colnames:
-        raise CatalogError(f"writes: {name} column {id_col!r} is required")
-    n = len(table)
-    obj = _ids(table["diaObjectId"]) if "diaObjectId" in table.colnames else np.zeros(n, np.int64)
-    ss = _ids(table["ssObjectId"]) if "ssObjectId" in table.colnames else np.zeros(n, np.int64)
-    buckets = np.atleast_1d(time_bucket(np.asarray(table["midpointMjdTai"], float))).tolist()
-    for rid, o, s, b, row in zip(_ids(table[id_col]).tolist(), obj.tolist(), ss.tolist(), buckets,
-                                 rows, strict=True):
-        if o:
-            owner: Owner = ("obj", o)
-            group = groups.get(o) or extra.setdefault(owner, Group(None))
-        elif s:
-            owner = ("ss", s)
-            group = extra.setdefault(owner, Group(None))
-        else:
-            raise CatalogError(f"writes: {name} row {rid} has neither diaObjectId nor ssObjectId")
-        group.rows.setdefault(owner, {})[(b, prefix, rid)] = row
-    return n
+    entries = history_entries(table, name)
+    for kind, oid, bucket, rid, row in entries:
+        owner: Owner = (kind, oid)
+        group = groups.get(oid) if kind == "obj" else None
+        group = group or extra.setdefault(owner, Group(None))
+        group.rows.setdefault(owner, {})[(bucket, prefix, rid)] = row
+    return len(entries)
 
 
 class CcdWriter(MemoryBackend):

@@ -14,14 +14,16 @@ Backends: :mod:`alertprod.apdb.dynamodb` (items in the Level 1 table) and
 from __future__ import annotations
 
 import enum
+import random
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from alertprod.errors import ConflictError
 from alertprod.pixelization import pixels_covering
 
 __all__ = ["LEASE_ORDER", "CcdLedger", "CcdState", "Lease", "LeaseManager", "cells_for_footprint",
@@ -29,6 +31,8 @@ __all__ = ["LEASE_ORDER", "CcdLedger", "CcdState", "Lease", "LeaseManager", "cel
 
 #: HEALPix order of the lease cells (nside 256, ≈13.7′ pixels).
 LEASE_ORDER = 8
+#: Cap of the jittered backoff between acquisition attempts (s).
+_MAX_BACKOFF_S = 1.0
 
 
 class CcdState(enum.StrEnum):
@@ -110,6 +114,10 @@ class Lease:
 class LeaseManager(ABC):
     """Acquire, renew and release leases on sky cells.
 
+    A backend provides one attempt at taking a chunk of cells (:meth:`_try_take`), a poll of
+    busy cells (:meth:`_busy`), its chunking (:meth:`_chunks`), and ``_clock``/``_sleep``;
+    the waiting and backing off of :meth:`acquire` is shared.
+
     Notes
     -----
     Guarantees (contract suite): all cells of an acquisition are taken at once or none are
@@ -117,16 +125,84 @@ class LeaseManager(ABC):
     acquisition; a lease taken over (after it expired) fences its old holder's writes out.
     """
 
-    @abstractmethod
+    _clock: Callable[[], float]
+    _sleep: Callable[[float], None]
+
     def acquire(self, cells: Iterable[int], owner: str, *, ttl_s: float = 60.0,
                 wait_s: float = 30.0) -> Lease:
-        """Take the leases of all cells at once, waiting up to ``wait_s`` for busy ones.
+        """Take the leases of all cells at once (all or none: no hold-and-wait, no deadlock).
+
+        Parameters
+        ----------
+        cells : iterable of int
+            Lease cells (see :func:`cells_for_footprint`).
+        owner : str
+            Unique holder name; the same owner may re-acquire (a retry), which fences out the
+            previous holding.
+        ttl_s : float, keyword-only
+            Lease lifetime in seconds (renew with :meth:`renew` for longer work).
+        wait_s : float, keyword-only
+            How long to wait for busy cells, seconds, retrying with full-jitter exponential
+            backoff while holding nothing.
 
         Raises
         ------
         ConflictError
             When a cell is still held by another owner after ``wait_s``.
+
+        Notes
+        -----
+        Up to 100 cells are taken in one transaction: one request when uncontended. A larger
+        set (never a CCD's: a 13.6′ CCD needs ~5 cells) is taken in chunks of 100 in ascending
+        cell order; a chunk is held while waiting for the next, which the global order keeps
+        deadlock-free, and all are given back on timeout.
         """
+        ordered = sorted({int(c) for c in cells})
+        if not ordered:
+            raise ValueError("cells: at least one cell is required")
+        if not owner:
+            raise ValueError("owner: must be a non-empty string")
+        if not ttl_s > 0:
+            raise ValueError(f"ttl_s: must be > 0, got {ttl_s}")
+        deadline = self._clock() + max(float(wait_s), 0.0)
+        held: dict[int, int] = {}
+        for chunk in self._chunks(ordered):
+            attempt = 0
+            while True:
+                tokens, busy = self._try_take(chunk, owner, ttl_s)
+                if tokens is not None:
+                    held.update(tokens)
+                    break
+                # Wait by polling the busy cells (a read per round) and retry the take once
+                # they look free; nothing busy means "retry at once".
+                while busy:
+                    now = self._clock()
+                    if now >= deadline:
+                        if held:
+                            self.release(Lease(owner, held, 0.0))
+                        holders = ", ".join(f"{c} ({h})" for c, h in sorted(busy.items()))
+                        raise ConflictError(f"cells: still leased by another owner after "
+                                            f"{wait_s} s: {holders}")
+                    # Full-jitter exponential backoff (AWS architecture blog), capped, never
+                    # sleeping past the deadline.
+                    self._sleep(min(random.uniform(0, min(_MAX_BACKOFF_S, 0.02 * 2**attempt)),
+                                    deadline - now))
+                    attempt += 1
+                    busy = self._busy(sorted(busy), owner)
+        return Lease(owner, held, self._clock() + ttl_s)
+
+    @abstractmethod
+    def _try_take(self, cells: list[int], owner: str,
+                  ttl_s: float) -> tuple[dict[int, int] | None, dict[int, str]]:
+        """One all-or-none attempt: ``(tokens, {})``, or ``(None, busy cell -> holder)``."""
+
+    @abstractmethod
+    def _busy(self, cells: list[int], owner: str) -> dict[int, str]:
+        """Cells held by another owner and unexpired (a strongly consistent read)."""
+
+    @abstractmethod
+    def _chunks(self, cells: Sequence[int]) -> list[list[int]]:
+        """Cells split into the backend's transactions (at most 100 each)."""
 
     @abstractmethod
     def renew(self, lease: Lease, *, ttl_s: float = 60.0) -> Lease:

@@ -18,9 +18,8 @@ holder that stalled past its expiry cannot commit anything.
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from alertprod.apdb._layout import MAX_TRANSACT_ITEMS
@@ -38,8 +37,6 @@ __all__ = ["DynamoLeaseManager", "fence_checks"]
 
 #: Lease items outlive their last use by this long, then DynamoDB's TTL deletes them (s).
 _ITEM_TTL_S = 30 * 86400
-#: Cap of the jittered backoff between acquisition attempts (s).
-_MAX_BACKOFF_S = 1.0
 
 
 def fence_checks(lease: Lease, table: str) -> list[dict[str, Any]]:
@@ -113,8 +110,8 @@ class DynamoLeaseManager(LeaseManager):
         }} for cell in cells]
 
     def _try_take(self, cells: list[int], owner: str, ttl_s: float) -> tuple[dict[int, int] | None,
-                                                                           dict[int, str], bool]:
-        """One transaction over ``cells``: (tokens or None, busy cell -> holder, learnt)."""
+                                                                           dict[int, str]]:
+        """One transaction over ``cells``: (tokens or None, busy cell -> holder)."""
         now = self._clock()
         tokens = {c: self._propose(c, now) for c in cells}
         ops = self._take_ops(cells, owner, tokens, now, ttl_s)
@@ -136,12 +133,15 @@ class DynamoLeaseManager(LeaseManager):
                 if old.get("owner", {}).get("S") != owner and \
                         float(old.get("expiresAt", {}).get("N", 0)) >= now:
                     busy[cell] = old.get("owner", {}).get("S", "?")
-            return None, busy, learnt
+            if not busy and not learnt:  # cancelled for another reason: back off too
+                busy = {c: "?" for c in cells}
+            return None, busy  # nothing busy: a token was learnt, retry at once
         self._known.update(tokens)
-        return tokens, {}, False
+        return tokens, {}
 
     def _busy(self, cells: list[int], owner: str) -> dict[int, str]:
-        """Cells held by another owner, unexpired (one consistent BatchGetItem); learns tokens."""
+        """Cells held by another owner, unexpired (one consistent BatchGetItem, ~10x cheaper
+        than the two write units per cell a cancelled transaction costs); learns tokens."""
         now = self._clock()
         busy = {}
         for item in batch_get(self._client, self._table, [lease_key(c) for c in cells]):
@@ -153,71 +153,8 @@ class DynamoLeaseManager(LeaseManager):
                 busy[cell] = holder or "?"
         return busy
 
-    def acquire(self, cells: Iterable[int], owner: str, *, ttl_s: float = 60.0,
-                wait_s: float = 30.0) -> Lease:
-        """Take the leases of all cells at once (all or none: no hold-and-wait, no deadlock).
-
-        Parameters
-        ----------
-        cells : iterable of int
-            Lease cells (see :func:`cells_for_footprint`).
-        owner : str
-            Unique holder name; the same owner may re-acquire (a retry), which fences out the
-            previous holding.
-        ttl_s : float, keyword-only
-            Lease lifetime in seconds (renew with :meth:`renew` for longer work).
-        wait_s : float, keyword-only
-            How long to wait for busy cells, seconds, retrying with full-jitter exponential
-            backoff while holding nothing.
-
-        Raises
-        ------
-        ConflictError
-            When a cell is still held by another owner after ``wait_s``.
-
-        Notes
-        -----
-        Up to 100 cells are taken in one TransactWriteItems: one request when uncontended.
-        A larger set (never a CCD's: a 13.6′ CCD needs ~5 cells) is taken in chunks of 100 in
-        ascending cell order; a chunk is held while waiting for the next, which the global
-        order keeps deadlock-free, and all are given back on timeout.
-        """
-        ordered = sorted({int(c) for c in cells})
-        if not ordered:
-            raise ValueError("cells: at least one cell is required")
-        if not owner:
-            raise ValueError("owner: must be a non-empty string")
-        if not ttl_s > 0:
-            raise ValueError(f"ttl_s: must be > 0, got {ttl_s}")
-        deadline = self._clock() + max(float(wait_s), 0.0)
-        held: dict[int, int] = {}
-        for chunk in _chunks(ordered):
-            attempt = 0
-            while True:
-                tokens, busy, learnt = self._try_take(chunk, owner, ttl_s)
-                if tokens is not None:
-                    held.update(tokens)
-                    break
-                if not busy and not learnt:  # cancelled for another reason: back off too
-                    busy = {c: "?" for c in chunk}
-                # Wait by polling the busy cells with one strongly consistent read per round
-                # (a read unit is ~10x cheaper than the two write units per cell that a
-                # cancelled transaction costs), and retry the transaction once they look free.
-                while busy:
-                    now = self._clock()
-                    if now >= deadline:
-                        if held:
-                            self.release(Lease(owner, held, 0.0))
-                        holders = ", ".join(f"{c} ({h})" for c, h in sorted(busy.items()))
-                        raise ConflictError(f"cells: still leased by another owner after "
-                                            f"{wait_s} s: {holders}")
-                    # Full-jitter exponential backoff (AWS architecture blog), capped, never
-                    # sleeping past the deadline.
-                    self._sleep(min(random.uniform(0, min(_MAX_BACKOFF_S, 0.02 * 2**attempt)),
-                                    deadline - now))
-                    attempt += 1
-                    busy = self._busy(sorted(busy), owner)
-        return Lease(owner, held, self._clock() + ttl_s)
+    def _chunks(self, cells: Sequence[int]) -> list[list[int]]:
+        return _chunks(cells)
 
     def _fenced_update(self, lease: Lease, cells: list[int], expression: str,
                        values: dict[str, Any]) -> list[int]:

@@ -10,7 +10,6 @@ consistent batch read per backoff round while waiting.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -22,8 +21,6 @@ from alertprod.errors import ConflictError
 
 __all__ = ["MemoryCcdLedger", "MemoryLeaseManager"]
 
-#: Cap of the jittered backoff between acquisition attempts (s).
-_MAX_BACKOFF_S = 1.0
 
 
 class MemoryCcdLedger(MemoryBackend, CcdLedger):
@@ -145,40 +142,11 @@ class MemoryLeaseManager(MemoryBackend, LeaseManager):
                 self.store.cells[c] = Cell(owner, tokens[c], now + ttl_s)
         return tokens, {}
 
-    def acquire(self, cells: Iterable[int], owner: str, *, ttl_s: float = 60.0,
-                wait_s: float = 30.0) -> Lease:
-        ordered = sorted({int(c) for c in cells})
-        if not ordered:
-            raise ValueError("cells: at least one cell is required")
-        if not owner:
-            raise ValueError("owner: must be a non-empty string")
-        if not ttl_s > 0:
-            raise ValueError(f"ttl_s: must be > 0, got {ttl_s}")
-        deadline = self._clock() + max(float(wait_s), 0.0)
-        held: dict[int, int] = {}
-        for chunk in self._chunks(ordered):  # ascending order: chunks never deadlock
-            attempt = 0
-            while True:
-                tokens, busy = self._try_take(chunk, owner, ttl_s)
-                if tokens is not None:
-                    held.update(tokens)
-                    break
-                while busy:  # hold nothing of this chunk while waiting
-                    now = self._clock()
-                    if now >= deadline:
-                        if held:
-                            self.release(Lease(owner, held, 0.0))
-                        holders = ", ".join(f"{c} ({h})" for c, h in sorted(busy.items()))
-                        raise ConflictError(f"cells: still leased by another owner after "
-                                            f"{wait_s} s: {holders}")
-                    self._sleep(min(random.uniform(0, min(_MAX_BACKOFF_S, 0.02 * 2**attempt)),
-                                    deadline - now))
-                    attempt += 1
-                    polled = sorted(busy)
-                    self._requests("batch_get_item", len(polled))
-                    with self.store.lock:
-                        busy = self._busy_now(polled, owner, self._clock())
-        return Lease(owner, held, self._clock() + ttl_s)
+    def _busy(self, cells: list[int], owner: str) -> dict[int, str]:
+        """Cells held by another owner and unexpired (one modelled BatchGetItem)."""
+        self._requests("batch_get_item", len(cells))
+        with self.store.lock:
+            return self._busy_now(cells, owner, self._clock())
 
     def _fenced_update(self, lease: Lease, cells: list[int], expires_at: float) -> list[int]:
         """One transaction setting the cells' expiry if each is still (owner, token); lost cells."""

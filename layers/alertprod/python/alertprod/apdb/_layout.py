@@ -16,7 +16,8 @@ from astropy.table import Table
 from alertprod.errors import CatalogError
 
 __all__ = ["MAX_BATCH_GET", "MAX_BATCH_WRITE", "MAX_TRANSACT_ITEMS", "NEW_OBJECT_SHARDS",
-           "INDEX_ORDER", "ORBIT_CHUNK_BYTES", "as_ids", "history_window", "pack_groups"]
+           "INDEX_ORDER", "ORBIT_CHUNK_BYTES", "as_ids", "history_span", "history_window",
+           "pack_groups"]
 
 #: AWS limits: keys per BatchGetItem, requests per BatchWriteItem, items per TransactWriteItems.
 MAX_BATCH_GET = 100
@@ -65,6 +66,19 @@ def as_ids(values: Any, name: str) -> list[int]:
     if arr.size and arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer ids, got dtype {arr.dtype}")
     return sorted({int(i) for i in arr.tolist()})
+
+
+def history_span(visit_time_mjd_tai: float, months: int) -> tuple[float, float, range]:
+    """``(start, t, buckets)`` of a history read: [t − 30·months d, t) and its 30-day buckets."""
+    from alertprod.ids import TIME_BUCKET_DAYS, time_bucket
+
+    t = float(visit_time_mjd_tai)
+    if not np.isfinite(t):
+        raise ValueError(f"visit_time_mjd_tai: must be finite, got {t}")
+    if months < 0:
+        raise ValueError(f"months: must be >= 0, got {months}")
+    start = t - TIME_BUCKET_DAYS * months
+    return start, t, range(time_bucket(start), time_bucket(t) + 1)
 
 
 def history_window(rows: Table, start: float, t: float, id_column: str) -> Table:

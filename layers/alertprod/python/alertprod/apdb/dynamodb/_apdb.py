@@ -18,7 +18,13 @@ import numpy as np
 from astropy.table import Table
 
 from alertprod.apdb._codec import pack_rows, unpack_rows
-from alertprod.apdb._layout import ORBIT_CHUNK_BYTES, as_ids, history_window, new_objects_table
+from alertprod.apdb._layout import (
+    ORBIT_CHUNK_BYTES,
+    as_ids,
+    history_span,
+    history_window,
+    new_objects_table,
+)
 from alertprod.apdb._ssobs import apply_observations
 from alertprod.apdb.coordination import Lease
 from alertprod.apdb.dynamodb import _keys as keys
@@ -31,7 +37,6 @@ from alertprod.apdb.dynamodb._ssobs import observation_sets, record_observations
 from alertprod.apdb.dynamodb._store import ccd_tag, store_ccd, unpack_new_object
 from alertprod.apdb.interface import Apdb, CcdWrites, PrecoveryRun, StorageMetrics, StoreStats
 from alertprod.errors import NotFoundError
-from alertprod.ids import TIME_BUCKET_DAYS, time_bucket
 
 __all__ = ["DynamoApdb"]
 
@@ -124,13 +129,7 @@ class DynamoApdb(Apdb):
     def _history_items(self, object_ids: Any, visit_time_mjd_tai: float, months: int, *,
                        ss: bool) -> tuple[list[dict], float, float]:
         ids = as_ids(object_ids, "object_ids")
-        t = float(visit_time_mjd_tai)
-        if not np.isfinite(t):
-            raise ValueError(f"visit_time_mjd_tai: must be finite, got {t}")
-        if months < 0:
-            raise ValueError(f"months: must be >= 0, got {months}")
-        start = t - TIME_BUCKET_DAYS * months
-        buckets = range(time_bucket(start), time_bucket(t) + 1)
+        start, t, buckets = history_span(visit_time_mjd_tai, months)
         items = batch_get(self._client, self._table,
                           [keys.history(i, b, ss=ss) for i in ids for b in buckets])
         return items, start, t

@@ -24,6 +24,7 @@ from alertprod.apdb._layout import (
     ORBIT_CHUNK_BYTES,
     as_ids,
     exposure_entry,
+    history_span,
     history_window,
     matching_exposures,
     new_objects_table,
@@ -34,7 +35,7 @@ from alertprod.apdb.interface import Apdb, PrecoveryRun, StorageMetrics
 from alertprod.apdb.memory._ccd import CcdWriter
 from alertprod.apdb.memory._state import MemoryStore, Run
 from alertprod.errors import NotFoundError
-from alertprod.ids import TIME_BUCKET_DAYS, time_bucket
+from alertprod.ids import time_bucket
 from alertprod.pixelization import pixel_of, pixels_covering
 
 __all__ = ["MemoryApdb"]
@@ -98,14 +99,9 @@ class MemoryApdb(CcdWriter, Apdb):
     def _history(self, object_ids, visit_time_mjd_tai: float, months: int,
                  kind: str) -> tuple[dict[str, list[bytes]], float, float]:
         ids = as_ids(object_ids, "object_ids")
-        t = float(visit_time_mjd_tai)
-        if not np.isfinite(t):
-            raise ValueError(f"visit_time_mjd_tai: must be finite, got {t}")
-        if months < 0:
-            raise ValueError(f"months: must be >= 0, got {months}")
-        start = t - TIME_BUCKET_DAYS * months
-        first, last = time_bucket(start), time_bucket(t)
-        self._requests("batch_get_item", len(ids) * (last - first + 1))
+        start, t, buckets = history_span(visit_time_mjd_tai, months)
+        first, last = buckets[0], buckets[-1]
+        self._requests("batch_get_item", len(ids) * len(buckets))
         rows: dict[str, list[bytes]] = {"s": [], "f": []}
         with self.store.lock:
             for oid in ids:

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, Protocol
 
+import numpy as np
+
 from alertprod.alerts.schema import SCHEMA_VERSION
 from alertprod.alerts.serialize import container_from_packets, serialize_alert
 from alertprod.errors import AlertSchemaError, ConfigError
@@ -220,9 +222,12 @@ def alert_attributes(alert: Mapping[str, Any]) -> dict[str, str | float]:
     attrs: dict[str, str | float] = {}
     if src.get("band"):
         attrs["band"] = str(src["band"])
-    for name, value in (("snr", src.get("snr")), ("reliability", src.get("reliability")),
-                        ("ra", src.get("ra")), ("dec", src.get("dec"))):
-        number = _number(value)
+    for name, value, single in (("snr", src.get("snr"), True),
+                                ("reliability", src.get("reliability"), True),
+                                ("ra", src.get("ra"), False), ("dec", src.get("dec"), False)):
+        # snr and reliability are Avro floats in the packet: round as the packet does, so the
+        # attributes of a replayed (decoded) alert equal those of the first attempt
+        number = _number(float(np.float32(value)) if single and value is not None else value)
         if number is not None:
             attrs[name] = number
     attrs["is_new_object"] = "true" if is_new else "false"

@@ -50,6 +50,8 @@ REASONS: dict[str, str] = {
     "position_mismatch": "ra/dec disagree with x/y through the catalog's own WCS",
     "missing_images": "none of the visit's images is in the image cache",
     "image_mismatch": "an image's header names another visit, detector, band or time",
+    "bad_orbit_catalog": "an orbit-catalog upload is not MPCORB.DAT (or holds no orbit); the "
+                         "current catalog is kept",
 }
 
 #: Largest allowed offset between (ra, dec) and WCS(x, y), arcseconds.

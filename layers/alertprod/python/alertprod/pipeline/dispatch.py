@@ -55,7 +55,11 @@ def handle_upload(services: Services, bucket: str, key: str, *,
     if parsed.kind == "mpcorb":
         if pipeline is None:
             return UploadOutcome(bucket, key, "ignored", "no pipeline configured")
-        n = pipeline.load_orbits(services.uploads.get(key))
+        try:
+            n = pipeline.load_orbits(services.uploads.get(key))
+        except ContractError as exc:
+            write_quarantine(services.uploads, bucket, key, exc)
+            return UploadOutcome(bucket, key, "quarantined", exc.reason, {"detail": exc.detail})
         return UploadOutcome(bucket, key, "loaded", detail={"orbits": n})
     if parsed.kind != "diasources":
         return UploadOutcome(bucket, key, "ignored", f"{parsed.kind} objects do not trigger processing")

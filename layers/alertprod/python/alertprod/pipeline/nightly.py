@@ -10,8 +10,8 @@ Four steps for one CCD (docs/pipeline.md has the reasoning), one method each:
    (:func:`~alertprod.pipeline.compute.compute_ccd`), **stage** it in the alert bucket (a
    write-ahead record) and move to ``PLANNED``; store the plan (fenced, idempotent
    transactions) and move to ``STORED``;
-3. :meth:`~NightlyPipeline._publish` — publish the staged alerts (per-alert publish marks: a
-   retry sends none twice);
+3. :meth:`~NightlyPipeline._publish` — still under the lease, publish the staged alerts
+   (per-alert publish marks: a retry, or a second delivery running at once, sends none twice);
 4. :meth:`~NightlyPipeline._close` — index the cached images for precovery; ``DONE``.
 
 A crash before ``PLANNED`` leaves the database untouched and the retry starts afresh; a crash
@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from alertprod.alerts import AlertMarksLedger, AlertPublisher, PreparedAlert
-from alertprod.apdb import CcdState, Level1, cells_for_footprint, dynamo_level1, leased
+from alertprod.apdb import CcdState, Lease, Level1, cells_for_footprint, dynamo_level1, leased
+from alertprod.errors import ContractError, OrbitError
 from alertprod.ingest import ValidatedUpload
 from alertprod.orbits import read_mpcorb, ss_object_rows
 from alertprod.pipeline.compute import compute_ccd
@@ -98,9 +99,21 @@ class NightlyPipeline:
 
     # -- orbit catalog -------------------------------------------------------------------------
     def load_orbits(self, data: bytes) -> int:
-        """Validate an MPCORB.DAT upload, store it and its SSObject rows; return the object count."""
+        """Validate an MPCORB.DAT upload, store it and its SSObject rows; return the object count.
+
+        Raises
+        ------
+        ContractError
+            ``bad_orbit_catalog`` when the upload is not MPCORB.DAT or holds no orbit (the
+            current catalog stays).
+        """
         text = data.decode("ascii", errors="replace")
-        catalog = read_mpcorb(text)
+        try:
+            catalog = read_mpcorb(text)
+        except OrbitError as exc:
+            raise ContractError("bad_orbit_catalog", str(exc)) from exc
+        if len(catalog) == 0:
+            raise ContractError("bad_orbit_catalog", "the upload holds no orbit")
         self.apdb.store_orbit_catalog(text)
         self.apdb.store_ss_objects(ss_object_rows(catalog))
         self.orbits.invalidate()
@@ -111,13 +124,23 @@ class NightlyPipeline:
         """Process one validated CCD upload (idempotent; see the module notes)."""
         timer = StageTimer()
         requests_before = self.level1.metrics.total()
-        result = CcdResult("processed", upload.visit, upload.detector, warnings=list(upload.warnings))
+        result = CcdResult("processed", upload.visit, upload.detector)
         done = self._check_done(upload)
         if done is not None:
-            result.status, result.counts = "duplicate", done
+            result.status, result.counts, result.warnings = "duplicate", done, list(upload.warnings)
             return self._finish(result, timer, requests_before)
-        plan = self._plan_and_store(upload, timer)
-        result.counts = self._publish(upload, plan, timer)
+        cfg = self.config
+        cells = cells_for_footprint(upload.catalog.footprint_radec(),
+                                    margin_arcsec=cfg.footprint_margin_arcsec)
+        owner = f"ccd:{upload.visit}:{upload.detector}:{uuid.uuid4().hex[:12]}"
+        with ExitStack() as held:
+            with timer("lease"):
+                lease = held.enter_context(leased(self.level1.leases, cells, owner,
+                                                  ttl_s=cfg.lease_ttl_s, wait_s=cfg.lease_wait_s))
+            plan = self._plan_and_store(upload, lease, timer)
+            # Publishing under the lease too: a second delivery of this CCD running at once
+            # waits for it, then finds every alert marked and announces none again.
+            result.counts, result.warnings = self._publish(upload, plan, timer)
         return self._close(upload, result, timer, requests_before)
 
     def _check_done(self, upload: ValidatedUpload) -> dict[str, int] | None:
@@ -125,50 +148,46 @@ class NightlyPipeline:
         record = self.level1.ledger.get_ccd_record(upload.visit, upload.detector) or {}
         return dict(record.get("counts", {})) if record.get("state") == CcdState.DONE else None
 
-    def _plan_and_store(self, upload: ValidatedUpload, timer: StageTimer) -> StagedPlan | None:
-        """Step 2: compute and stage (``PLANNED``), then store (``STORED``), under the lease.
+    def _plan_and_store(self, upload: ValidatedUpload, lease: Lease,
+                        timer: StageTimer) -> StagedPlan | None:
+        """Step 2 (under the lease): compute and stage (``PLANNED``), then store (``STORED``).
 
         Returns the plan computed or replayed now; None when the CCD was already ``STORED``.
         """
-        ledger, cfg = self.level1.ledger, self.config
+        ledger = self.level1.ledger
         v, d = upload.visit, upload.detector
-        if (ledger.get_ccd_record(v, d) or {}).get("state") == CcdState.STORED:
-            return None
-        cells = cells_for_footprint(upload.catalog.footprint_radec(),
-                                    margin_arcsec=cfg.footprint_margin_arcsec)
-        owner = f"ccd:{v}:{d}:{uuid.uuid4().hex[:12]}"
-        with ExitStack() as held:
-            with timer("lease"):
-                lease = held.enter_context(leased(self.level1.leases, cells, owner,
-                                                  ttl_s=cfg.lease_ttl_s, wait_s=cfg.lease_wait_s))
-            record = ledger.get_ccd_record(v, d) or {}  # re-read under the lease
-            state = record.get("state")
-            plan = None
-            if state in (None, CcdState.STARTED):
-                ledger.put_ccd_record(v, d, CcdState.STARTED)
-                computed = compute_ccd(upload, self.apdb, self.orbits, cfg, timer)
-                plan = StagedPlan(computed.writes, computed.alerts)
-                with timer("stage"):
-                    stage_plan(self.archive, plan)
-                ledger.put_ccd_record(v, d, CcdState.PLANNED, counts=computed.counts,
-                                      warnings=upload.warnings)
-                state = CcdState.PLANNED
-            if state == CcdState.PLANNED:
-                if plan is None:  # a retry: replay what was computed before the crash
-                    with timer("read_staged"):
-                        plan = load_plan(self.archive, v, d)
-                with timer("store"):
-                    self.apdb.store_ccd(plan.writes, lease=lease)
-                    # asteroid counters: atomic set additions, safe against concurrent CCDs
-                    self.apdb.record_ss_observations(plan.writes.dia_sources)
-                ledger.put_ccd_record(v, d, CcdState.STORED)
-            return plan
+        state = (ledger.get_ccd_record(v, d) or {}).get("state")  # read under the lease
+        plan = None
+        if state in (None, CcdState.STARTED):
+            ledger.put_ccd_record(v, d, CcdState.STARTED)
+            computed = compute_ccd(upload, self.apdb, self.orbits, self.config, timer)
+            plan = StagedPlan(computed.writes, computed.alerts)
+            with timer("stage"):
+                stage_plan(self.archive, plan)
+            ledger.put_ccd_record(v, d, CcdState.PLANNED, counts=computed.counts,
+                                  warnings=upload.warnings)
+            state = CcdState.PLANNED
+        if state == CcdState.PLANNED:
+            if plan is None:  # a retry: replay what was computed before the crash
+                with timer("read_staged"):
+                    plan = load_plan(self.archive, v, d)
+            with timer("store"):
+                self.apdb.store_ccd(plan.writes, lease=lease)
+                # asteroid counters: atomic set additions, safe against concurrent CCDs
+                self.apdb.record_ss_observations(plan.writes.dia_sources)
+            ledger.put_ccd_record(v, d, CcdState.STORED)
+        return plan
 
     def _publish(self, upload: ValidatedUpload, plan: StagedPlan | None,
-                 timer: StageTimer) -> dict[str, int]:
-        """Step 3: publish the staged alerts; returns the CCD's counts."""
+                 timer: StageTimer) -> tuple[dict[str, int], list[str]]:
+        """Step 3 (under the lease): publish the staged alerts.
+
+        Returns the CCD's counts and warnings: those recorded by the attempt that computed it
+        (a replay does not read the images again) followed by this attempt's own.
+        """
         record = self.level1.ledger.get_ccd_record(upload.visit, upload.detector) or {}
         counts = dict(record.get("counts", {}))
+        warnings = list(dict.fromkeys([*record.get("warnings", []), *upload.warnings]))
         alerts: list[PreparedAlert]
         if plan is None:
             with timer("read_staged"):
@@ -181,7 +200,7 @@ class NightlyPipeline:
             counts["alertsPublished"] = stats.published + stats.skipped
             counts["alertsClaimChecked"] = stats.claim_checked
             counts["alertPacketBytes"] = stats.packet_bytes
-        return counts
+        return counts, warnings
 
     def _close(self, upload: ValidatedUpload, result: CcdResult, timer: StageTimer,
                requests_before: int) -> CcdResult:
@@ -193,7 +212,7 @@ class NightlyPipeline:
         result = self._finish(result, timer, requests_before)
         self.level1.ledger.put_ccd_record(
             upload.visit, upload.detector, CcdState.DONE, counts=result.counts,
-            warnings=upload.warnings, stages=result.seconds, seconds=result.total_seconds,
+            warnings=result.warnings, stages=result.seconds, seconds=result.total_seconds,
             dynamodbRequests=result.dynamodb_requests, band=info.band, mjdTai=info.mjd_mid_tai)
         return result
 

@@ -5,20 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.table import Table
-from astropy.wcs import WCS
+from synthetic import make_wcs
 
 from alertprod.formats import Exposure, ExposureInfo, write_diasource_catalog, write_exposure
-
-
-def make_wcs(ra0: float = 150.0, dec0: float = 2.0, nx: int = 256, ny: int = 256,
-             scale_arcsec: float = 0.2) -> WCS:
-    """A TAN WCS centred on (ra0, dec0) for an nx × ny detector."""
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [ra0, dec0]
-    w.wcs.crpix = [(nx + 1) / 2, (ny + 1) / 2]
-    w.wcs.cd = np.array([[-scale_arcsec / 3600, 0], [0, scale_arcsec / 3600]])
-    return w
 
 
 @pytest.fixture

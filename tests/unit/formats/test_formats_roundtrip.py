@@ -27,7 +27,7 @@ def test_keys_round_trip():
 
 
 def test_exposure_round_trip_keeps_pixels_wcs_and_metadata():
-    from conftest import make_wcs
+    from synthetic import make_wcs
     rng = np.random.default_rng(0)
     img = rng.normal(size=(32, 48)).astype(np.float32)
     psf = np.zeros((7, 7))
@@ -44,7 +44,7 @@ def test_exposure_round_trip_keeps_pixels_wcs_and_metadata():
 
 
 def test_even_sized_psf_is_refused():
-    from conftest import make_wcs
+    from synthetic import make_wcs
     img = np.zeros((8, 8), np.float32)
     exp = Exposure(img, img + 1, np.zeros((8, 8), np.int32), np.full((4, 4), 1 / 16), make_wcs(nx=8, ny=8),
                    ExposureInfo(1, 0, "r", 60000.0, 30.0))

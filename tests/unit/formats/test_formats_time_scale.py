@@ -46,7 +46,7 @@ def _with_timesys(data: bytes, timesys) -> bytes:
 
 
 def _exposure_bytes() -> bytes:
-    from conftest import make_wcs
+    from synthetic import make_wcs
     img = np.zeros((16, 16), np.float32)
     psf = np.zeros((5, 5))
     psf[2, 2] = 1

@@ -5,6 +5,8 @@
 - :mod:`~alertprod.orbits.designations` — packed designations and epochs;
 - :mod:`~alertprod.orbits.kepler` — two-body propagation, elements ↔ state vectors;
 - :mod:`~alertprod.orbits.ephemeris` — topocentric light-time-corrected positions at epochs;
+- :mod:`~alertprod.orbits.nbody` — perturbed (n-body, REBOUND) propagation: states, osculating
+  elements at a new epoch, positions across years;
 - :mod:`~alertprod.orbits.population` — synthetic orbits through chosen fields (the simulator);
 - :mod:`~alertprod.orbits.rows` — SSObject, SSSource and ``mpc_orbits`` rows of known asteroids.
 
@@ -35,6 +37,7 @@ from alertprod.orbits.kepler import (
     state_to_elements,
 )
 from alertprod.orbits.mpcorb import read_mpcorb, write_mpcorb
+from alertprod.orbits.nbody import osculating_elements_at, predict_positions_nbody, propagate_states
 from alertprod.orbits.population import orbit_through, provisional_designations
 from alertprod.orbits.rows import mpc_orbit_records, ss_object_rows, ss_source_records
 
@@ -47,11 +50,14 @@ __all__ = [
     "mpc_orbit_records",
     "observer_states",
     "orbit_through",
+    "osculating_elements_at",
     "pack_designation",
     "pack_epoch",
     "predict_positions",
     "predict_positions_many",
+    "predict_positions_nbody",
     "propagate",
+    "propagate_states",
     "provisional_designations",
     "read_mpcorb",
     "select_near",

@@ -6,6 +6,10 @@
 - :mod:`~alertprod.sky.static_sky`, :mod:`~alertprod.sky.variables`,
   :mod:`~alertprod.sky.transients`, :mod:`~alertprod.sky.proper_motion`,
   :mod:`~alertprod.sky.asteroids` — the objects;
+- :mod:`~alertprod.sky.perturbed` — the asteroids' true (perturbed) motion, integrated
+  independently of the pipeline's;
+- :mod:`~alertprod.sky.orbit_errors` — the ``mpcorb.dat`` the pipeline gets: stale epochs,
+  errors graded by U;
 - :mod:`~alertprod.sky.bogus` — detector defects and artifacts;
 - :mod:`~alertprod.sky.scene`, :mod:`~alertprod.sky.render` — one CCD-visit's images;
 - :mod:`~alertprod.sky.truth` — truth tables, detection labelling, :func:`load_truth`;

@@ -1,11 +1,18 @@
-"""Asteroids on real Keplerian orbits that cross the simulated field.
+"""Asteroids on perturbed orbits that cross the simulated field, and the MPCORB.DAT that
+the pipeline gets for them.
 
-Each asteroid is built with :func:`alertprod.orbits.orbit_through` so that, seen from the
+Each asteroid is placed with :func:`alertprod.orbits.orbit_through` so that, seen from the
 observatory, it is inside the field in the middle of one night's visits: main-belt objects at
 1.2-2.2 au from the Earth (moving ~0.25°/day near opposition) and a few fast near-Earth objects
-at 0.05-0.25 au. The orbits are written in MPCORB.DAT format and **read back**: every rendered
-position comes from :func:`alertprod.orbits.predict_positions` of the orbits as ``mpcorb.dat``
-holds them, so that the file and the images agree to its printed precision.
+at 0.05-0.25 au. That state is the truth; the asteroid then moves under the Sun, the planets
+and the Moon (:mod:`alertprod.sky.perturbed`, an integrator independent of the pipeline's), and
+every rendered position, and the truth, come from that motion.
+
+``mpcorb.dat`` holds what the MPC would publish: osculating elements of the true motion at a
+whole TT day ``mpcorb_epoch_offset_days`` before the survey, optionally with orbit errors
+graded by the uncertainty parameter U (:mod:`alertprod.sky.orbit_errors`). With an offset of
+months, two-body predictions from it miss the asteroids by arcseconds, as they would in
+operations.
 """
 
 from __future__ import annotations
@@ -33,18 +40,27 @@ class AsteroidPopulation(NamedTuple):
     Attributes
     ----------
     orbits : alertprod.orbits.OrbitCatalog
-        Orbits as read back from ``mpcorb_text``.
+        Orbits as read back from ``mpcorb_text`` (what the pipeline knows).
     mpcorb_text : str
         The MPCORB.DAT lines written to ``mpcorb.dat``.
     truth : astropy.table.Table
         One row per asteroid: ``kind`` "asteroid", ``ra``/``dec`` (deg) and ``mag_r`` at
-        ``t_ref_mjd`` (when it was placed in the field), ``ssObjectId``, ``designation``,
-        ``geocentric_distance_au``, ``subkind`` ("main_belt" or "fast").
+        ``t_ref_mjd`` (TAI, when it was placed in the field), ``ssObjectId``, ``designation``,
+        ``geocentric_distance_au``, ``subkind`` ("main_belt" or "fast"), ``mpcorbU`` (its U),
+        ``runoffArcsecPerDecade`` and ``meanMotionErrorArcsecPerDay`` (the orbit error
+        written to ``mpcorb.dat``; 0 without U errors).
+    true_orbits : alertprod.orbits.OrbitCatalog
+        The true state of each asteroid: osculating elements at ``t_ref_mjd`` (TDB epochs),
+        from which :func:`asteroid_ephemerides` integrates the motion.
+    mpcorb_epoch_mjd : float
+        Epoch of the elements in ``mpcorb.dat`` (TT MJD, a whole day); NaN without asteroids.
     """
 
     orbits: object
     mpcorb_text: str
     truth: Table
+    true_orbits: object = None
+    mpcorb_epoch_mjd: float = float("nan")
 
 
 def make_asteroids(config: SurveyConfig, schedule: Table, rng: np.random.Generator) -> AsteroidPopulation:
@@ -59,6 +75,12 @@ def make_asteroids(config: SurveyConfig, schedule: Table, rng: np.random.Generat
     rng : numpy.random.Generator
     """
     from alertprod.orbits import OrbitCatalog, orbit_through, read_mpcorb, write_mpcorb
+    from alertprod.sky.orbit_errors import (
+        apply_orbit_errors,
+        draw_uncertainty,
+        mpcorb_epoch_mjd_tt,
+        stale_catalog,
+    )
 
     n_mb, n_fast = config.n_asteroids, config.n_fast_asteroids
     n = n_mb + n_fast
@@ -79,8 +101,14 @@ def make_asteroids(config: SurveyConfig, schedule: Table, rng: np.random.Generat
             parts.append(orbit_through(ra[sl], dec[sl], t_ref[sl], geocentric_distance_au=distance[sl],
                                        rng=rng, v_mag=v_mag[sl], kind=kind, first_index=sl.start,
                                        **site))
-    orbits = OrbitCatalog.concatenate(parts)
-    text = write_mpcorb(orbits)
+    true_orbits = OrbitCatalog.concatenate(parts)
+    epoch = mpcorb_epoch_mjd_tt(config.start_mjd_tai, config.mpcorb_epoch_offset_days)
+    published = stale_catalog(true_orbits, epoch)
+    u, runoff, dn = np.zeros(n, dtype=int), np.zeros(n), np.zeros(n)
+    if config.mpcorb_u_weights:  # drawn last: the other objects' draws stay as without U
+        u = draw_uncertainty(config.mpcorb_u_weights, n, rng)
+        published, runoff, dn = apply_orbit_errors(published, u, rng)
+    text = write_mpcorb(published)
     orbits = read_mpcorb(text)
     truth = _table("asteroid", np.asarray(ra), np.asarray(dec), mag_r, np.full(n, ASTEROID_COLOR_GR))
     truth["t_ref_mjd"] = t_ref
@@ -88,12 +116,18 @@ def make_asteroids(config: SurveyConfig, schedule: Table, rng: np.random.Generat
     truth["designation"] = orbits.designation.astype("U24")
     truth["geocentric_distance_au"] = distance
     truth["subkind"] = np.array(["main_belt"] * n_mb + ["fast"] * n_fast, dtype="U10")
-    return AsteroidPopulation(orbits, text, truth)
+    truth["mpcorbU"] = u.astype(np.int16)
+    truth["runoffArcsecPerDecade"] = runoff
+    truth["meanMotionErrorArcsecPerDay"] = dn
+    return AsteroidPopulation(orbits, text, truth, true_orbits, epoch)
 
 
 def asteroid_ephemerides(population: AsteroidPopulation, mjd_tai: np.ndarray,
                          band: np.ndarray) -> dict[str, np.ndarray]:
-    """Topocentric positions and fluxes of every asteroid at every visit.
+    """True topocentric positions and fluxes of every asteroid at every visit.
+
+    The positions come from the perturbed motion of ``population.true_orbits``
+    (:func:`alertprod.sky.perturbed.true_positions`), not from ``mpcorb.dat``.
 
     Parameters
     ----------
@@ -108,16 +142,16 @@ def asteroid_ephemerides(population: AsteroidPopulation, mjd_tai: np.ndarray,
         ``ra``, ``dec`` (deg, at the midpoint), ``ra_rate``, ``dec_rate`` (deg/day, dRA·cosδ/dt),
         ``flux`` (nJy in the visit's band).
     """
-    from alertprod.orbits import predict_positions_many
+    from alertprod.sky.perturbed import true_positions
 
     n_ast = len(population.truth)
     mjd = np.asarray(mjd_tai, dtype=float)
     out = {k: np.zeros((len(mjd), n_ast)) for k in ("ra", "dec", "ra_rate", "dec_rate", "flux")}
     if n_ast == 0:
         return out
-    # one call for all visits: the observer's states are computed once, vectorised over epochs
-    eph = predict_positions_many(population.orbits, mjd, obs_lon_deg=RUBIN_SITE[0],
-                                 obs_lat_deg=RUBIN_SITE[1], obs_height_m=RUBIN_SITE[2])
+    # one integration for all visits
+    eph = true_positions(population.true_orbits, mjd, obs_lon_deg=RUBIN_SITE[0],
+                         obs_lat_deg=RUBIN_SITE[1], obs_height_m=RUBIN_SITE[2])
     out["ra"] = np.asarray(eph.ra_deg, dtype=float) % 360.0
     out["dec"] = np.asarray(eph.dec_deg, dtype=float)
     out["ra_rate"] = np.asarray(eph.ra_rate_deg_per_day, dtype=float)

@@ -2,8 +2,9 @@
 
 A :class:`SurveyConfig` fixes everything the simulator needs besides the seed: the focal
 plane, the visit schedule, the depth, and how many objects of each kind to put on the sky.
-:data:`PRESETS` holds the three named sizes (``tiny`` for tests, ``night`` for the demo,
-``lsst-ccd`` for benchmarks on full 4k x 4k CCDs).
+:data:`PRESETS` holds the named sizes (``tiny`` for tests, ``night`` for the demo,
+``lsst-ccd`` for benchmarks on full 4k x 4k CCDs, and ``tiny-stale-orbits``: ``tiny`` with
+more asteroids and an MPCORB.DAT 150 days old).
 """
 
 from __future__ import annotations
@@ -99,6 +100,15 @@ class SurveyConfig:
     edge_transient : bool
         Place a transient that appears within a few pixels of a shared CCD edge in one visit and
         falls on the neighbouring CCD in the next visit (for the pipeline's concurrency tests).
+    mpcorb_epoch_offset_days : float
+        ``mpcorb.dat`` holds osculating elements at the whole TT day nearest
+        ``start_mjd_tai − mpcorb_epoch_offset_days`` (the MPC keeps a standard epoch for
+        months); the asteroids move on perturbed orbits, so two-body predictions from those
+        elements drift by arcseconds over months. 0: the survey's first day.
+    mpcorb_u_weights : tuple of float
+        Relative frequencies of the uncertainty parameter U = 0, 1, 2, … of the asteroids'
+        orbits; each orbit in ``mpcorb.dat`` then carries its U and a mean-motion error of
+        that size (:mod:`alertprod.sky.orbit_errors`). Empty: every orbit U 0 and exact.
     n_workers : int
         Processes rendering CCDs in parallel (1: in-process).
     """
@@ -143,6 +153,8 @@ class SurveyConfig:
     dipoles_per_ccd: float = 0.3
     snapdiff_fraction: float = 0.5
     edge_transient: bool = True
+    mpcorb_epoch_offset_days: float = 0.0
+    mpcorb_u_weights: tuple[float, ...] = ()
     n_workers: int = 1
 
     def __post_init__(self) -> None:
@@ -161,6 +173,17 @@ class SurveyConfig:
                 raise ConfigError(f"SurveyConfig.{name} must lie in [0, 1], got {getattr(self, name)!r}")
         if self.n_ccd_x * self.n_ccd_y > 999:
             raise ConfigError("SurveyConfig: at most 999 detectors")
+        if not (np.isfinite(self.mpcorb_epoch_offset_days) and 0.0 <= self.mpcorb_epoch_offset_days
+                <= 3650.0):
+            raise ConfigError("SurveyConfig.mpcorb_epoch_offset_days must lie in [0, 3650] days, "
+                              f"got {self.mpcorb_epoch_offset_days!r}")
+        weights = np.asarray(self.mpcorb_u_weights, dtype=float)
+        if weights.size and (weights.ndim != 1 or weights.size > 10 or np.any(~(weights >= 0.0))
+                             or not weights.sum() > 0.0):
+            raise ConfigError("SurveyConfig.mpcorb_u_weights must be empty or 1-10 non-negative "
+                              f"weights (U = 0, 1, ...) with a positive sum, got "
+                              f"{self.mpcorb_u_weights!r}")
+        object.__setattr__(self, "mpcorb_u_weights", tuple(float(w) for w in weights.ravel()))
 
     @property
     def n_detectors(self) -> int:
@@ -187,8 +210,14 @@ PRESETS: dict[str, SurveyConfig] = {
         n_nights=2, visits_per_night=6, dither_pix=150.0, n_stars=400, n_galaxies=180,
         n_variables=30, n_transients=40, n_hpm_stars=8, n_asteroids=24, n_fast_asteroids=3,
         bright_star_fraction=0.01, n_bad_columns=2, cosmic_rays_per_ccd=20.0, cr_masked_fraction=0.93,
-        hot_pixels_per_ccd=1.0, edge_junk_per_ccd=0.5, dipoles_per_ccd=0.8, n_workers=2,
+        hot_pixels_per_ccd=1.0, edge_junk_per_ccd=0.5, dipoles_per_ccd=0.8,
+        mpcorb_epoch_offset_days=0.0, n_workers=2,  # 150 once the nightly orbit refresh lands
     ),
+    # tiny with an MPCORB.DAT 150 days old and ten asteroids: two-body predictions from it miss
+    # the asteroids by arcseconds (the nightly orbit refresh's test survey)
+    "tiny-stale-orbits": SurveyConfig(name="tiny-stale-orbits", n_nights=3, n_asteroids=9,
+                                      n_fast_asteroids=1, mpcorb_epoch_offset_days=150.0,
+                                      n_workers=2),
     # four full LSST CCDs, a few visits: for benchmarks
     "lsst-ccd": SurveyConfig(
         name="lsst-ccd", n_ccd_x=2, n_ccd_y=2, ccd_nx_pix=4096, ccd_ny_pix=4096, gap_pix=100,

@@ -98,6 +98,7 @@ class Survey:
     sky: SkyModel
     mpcorb_text: str
     edge_case: dict | None
+    mpcorb_epoch_mjd: float = float("nan")  # TT, whole day; NaN without asteroids
 
 
 def build_survey(config: SurveyConfig, seed: int) -> Survey:
@@ -129,7 +130,7 @@ def build_survey(config: SurveyConfig, seed: int) -> Survey:
     eph = asteroid_ephemerides(asteroids, mjd, np.asarray(schedule["band"]))
     sky = SkyModel(objects, index, hpm_ra, hpm_dec, tmpl_ra, tmpl_dec, eph)
     return Survey(config, int(seed), schedule, sky, asteroids.mpcorb_text,
-                  edge.as_dict() if edge is not None else None)
+                  edge.as_dict() if edge is not None else None, asteroids.mpcorb_epoch_mjd)
 
 
 _SURVEY: Survey | None = None  # the survey a worker process renders (set by _init_worker)
@@ -213,7 +214,7 @@ def simulate_survey(out_dir, *, preset: str = "tiny", seed: int = 0, progress: b
     out_dir : str or pathlib.Path
         Output directory (created): ``images/visits/...``, ``diasources/...``, ``mpcorb.dat``,
         ``truth/``.
-    preset : {"tiny", "night", "lsst-ccd"}, keyword-only
+    preset : {"tiny", "tiny-stale-orbits", "night", "lsst-ccd"}, keyword-only
         Survey size (:data:`~alertprod.sky.presets.PRESETS`); ignored when ``config`` is given.
     seed : int, keyword-only
         Random seed; the same seed gives byte-identical catalogs.
@@ -291,6 +292,8 @@ def _collect_truth(survey: Survey, results: list[dict], *, preset: str) -> Truth
                        "real": int(np.sum(np.asarray(diasources["truthId"]) > 0)),
                        **{f"bogus_{k}": int(c) for k, c in zip(bogus, bogus_counts, strict=True) if k}},
         "template_epoch_mjd": survey.config.start_mjd_tai - TEMPLATE_EPOCH_OFFSET_DAYS,
+        "mpcorb_epoch_mjd_tt": (None if np.isnan(survey.mpcorb_epoch_mjd)
+                                else float(survey.mpcorb_epoch_mjd)),
         "edge_case": survey.edge_case,
     }
     json.dumps(meta)  # fail here, not half-way through writing, if something is not JSON

@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS),
-                   help="survey size: tiny (tests, seconds), night (demo), lsst-ccd (4k x 4k CCDs)")
+                   help="survey size: tiny (tests, seconds), tiny-stale-orbits (tiny with an MPCORB.DAT "
+                        "150 days old), night (demo), lsst-ccd (4k x 4k CCDs)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same catalogs)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: preset's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -1,10 +1,10 @@
-"""Synthetic asteroids on real Keplerian orbits, placed where a simulated survey will look.
+"""Synthetic asteroids on realistic orbits, placed where a simulated survey will look.
 
 :func:`orbit_through` builds objects that are at a chosen topocentric direction and distance at a
-chosen epoch, with a plausible heliocentric velocity, and returns their osculating elements. The
-survey simulator draws fields, calls it, writes the result with
-:func:`alertprod.orbits.write_mpcorb`, and predicts the asteroids' positions on later visits with
-:func:`alertprod.orbits.predict_positions` — the same code the pipeline uses to associate them.
+chosen epoch, with a plausible heliocentric velocity, and returns their osculating elements
+there. The survey simulator draws fields, calls it, then moves the asteroids on perturbed orbits
+with its own integrator (:mod:`alertprod.sky.perturbed`, independent of the pipeline's n-body
+code) and writes elements at an epoch of its choice with :func:`alertprod.orbits.write_mpcorb`.
 """
 
 from __future__ import annotations

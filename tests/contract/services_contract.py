@@ -91,6 +91,40 @@ class ApdbServicesContract(Level1Contract):
         assert newer != version and reader.get_orbit_catalog_version() == newer
         assert reader.get_orbit_catalog() == (text + "\nK99999 1.0").encode()  # cache refreshed
 
+    def test_night_catalogs_are_kept_per_night_beside_the_base(self, level1, connect):
+        apdb, reader = level1.apdb, connect().apdb
+        base = apdb.store_orbit_catalog("K00001 base catalog")
+        assert apdb.get_orbit_catalog_version(night_mjd=61000) is None
+        with pytest.raises(NotFoundError, match="61000"):
+            apdb.get_orbit_catalog(night_mjd=61000)
+        # incompressible bytes of ~1 MB: several items on DynamoDB
+        first = np.random.default_rng(5).bytes(1_000_000)
+        v1 = apdb.store_orbit_catalog(first, night_mjd=61000)
+        assert v1 != base and reader.get_orbit_catalog_version(night_mjd=61000) == v1
+        assert reader.get_orbit_catalog(night_mjd=61000) == first
+        assert reader.get_orbit_catalog_version() == base  # the base catalog is untouched
+        assert reader.get_orbit_catalog() == b"K00001 base catalog"
+        assert reader.get_orbit_catalog_version(night_mjd=61001) is None
+        second = first[::-1]
+        v2 = apdb.store_orbit_catalog(second, night_mjd=61000)  # a later refresh replaces it
+        assert v2 != v1 and reader.get_orbit_catalog(night_mjd=61000) == second
+        assert apdb.store_orbit_catalog(second, night_mjd=np.int64(61001)) == v2  # by content
+        assert reader.get_orbit_catalog(night_mjd=61001) == second
+        newer = apdb.store_orbit_catalog("K00002 newer base")  # a new upload leaves nights alone
+        assert reader.get_orbit_catalog_version() == newer
+        assert reader.get_orbit_catalog_version(night_mjd=61000) == v2
+
+    @pytest.mark.parametrize("night", [60000.5, "60000", True, -1, float("nan")])
+    def test_night_of_an_orbit_catalog_must_be_a_whole_mjd(self, level1, night):
+        apdb = level1.apdb
+        with pytest.raises(ValueError, match="night_mjd"):
+            apdb.store_orbit_catalog(b"x", night_mjd=night)
+        with pytest.raises(ValueError, match="night_mjd"):
+            apdb.get_orbit_catalog_version(night_mjd=night)
+        with pytest.raises(ValueError, match="night_mjd"):
+            apdb.get_orbit_catalog(night_mjd=night)
+        assert apdb.get_orbit_catalog_version(night_mjd=60000.0) is None  # a whole float is a night
+
     # -- image-cache index ---------------------------------------------------------------------
     def test_find_exposures_by_position_and_time(self, level1):
         apdb = level1.apdb

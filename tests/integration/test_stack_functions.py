@@ -116,15 +116,20 @@ def test_failing_message_reaches_the_dlq_after_three_receives_and_nothing_else_i
 def test_daily_schedule_fires_once_per_day_crossed_and_not_before(stack):
     before = len(stack.invocations)
     start = stack.clock
-    assert stack.advance_clock(to=start.replace(hour=14, minute=59)) == []
+    # only the orbit refresh (12:00 UTC) before 15:00
+    early = stack.advance_clock(to=start.replace(hour=14, minute=59))
+    assert [(i.function_id, i.event["time"]) for i in early] == [
+        ("OrbitRefreshPlannerFunction", "2027-03-10T12:00:00Z")]
     fired = stack.advance_clock(to=start.replace(hour=15, minute=0) + timedelta(days=2, minutes=30))
-    events = [inv.event for inv in fired]
+    events = [inv.event for inv in fired if inv.function_id == "PrecoveryPlannerFunction"]
     assert [e["time"] for e in events] == ["2027-03-10T15:00:00Z", "2027-03-11T15:00:00Z",
                                            "2027-03-12T15:00:00Z"]
-    assert {inv.function_id for inv in fired} == {"PrecoveryPlannerFunction"}
+    assert [i.event["time"] for i in fired if i.function_id == "OrbitRefreshPlannerFunction"] == [
+        "2027-03-11T12:00:00Z", "2027-03-12T12:00:00Z"]
     assert all(e["detail-type"] == "Scheduled Event" and e["source"] == "aws.events" for e in events)
-    assert all(e["resources"] == [stack.schedules[0].rule_arn] for e in events)
-    assert len(stack.invocations) == before + 3
+    rule = next(s.rule_arn for s in stack.schedules if s.function_id == "PrecoveryPlannerFunction")
+    assert all(e["resources"] == [rule] for e in events)
+    assert len(stack.invocations) == before + 6
     assert stack.clock >= datetime(2027, 3, 12, 15, 30, tzinfo=UTC)
     stack.run_until_idle(timeout_s=60)  # whatever the planner queued is worked off
 

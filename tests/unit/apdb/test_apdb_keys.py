@@ -17,7 +17,9 @@ def test_keys_of_different_entities_never_collide():
     ks = [keys.obj_last(1), keys.obj_version(1, 60000.0), keys.pixel_index(1), keys.history(1, 2000),
           keys.history(1, 2000, ss=True), keys.new_objects(60000, 1), keys.lease(1), keys.ccd_record(1, 1),
           keys.alert_mark(1), keys.image_index(1, 2000), keys.ss_object(1), keys.orbit_pointer(),
-          keys.orbit_chunk("abc", 1)]
+          keys.orbit_chunk("abc", 1), keys.orbit_night_pointer(61000),
+          keys.orbit_night_pointer(61001), keys.orbit_night_chunk("abc", 1),
+          keys.orbit_night_chunk("abc", 2)]
     assert len({keys.split_key(k) for k in ks}) == len(ks)
 
 

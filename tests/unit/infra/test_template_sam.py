@@ -6,6 +6,7 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from samtranslator.translator.transform import transform
 
@@ -53,7 +54,8 @@ def test_transform_leaves_only_cloudformation_resources(cfn):
 
 def test_functions_run_python_on_arm64_with_the_layer_and_tracing(cfn):
     functions = _of_type(cfn, "AWS::Lambda::Function")
-    assert set(functions) == {"IngestFunction", "PrecoveryPlannerFunction", "PrecoveryWorkerFunction"}
+    assert set(functions) == {"IngestFunction", "PrecoveryPlannerFunction", "PrecoveryWorkerFunction",
+                              "OrbitRefreshPlannerFunction", "OrbitRefreshWorkerFunction"}
     layer_id = next(iter(_of_type(cfn, "AWS::Lambda::LayerVersion")))
     for spec in functions.values():
         p = spec["Properties"]
@@ -66,7 +68,8 @@ def test_functions_run_python_on_arm64_with_the_layer_and_tracing(cfn):
 
 def test_sqs_sources_report_partial_batch_failures(cfn):
     mappings = _of_type(cfn, "AWS::Lambda::EventSourceMapping")
-    assert set(mappings) == {"IngestFunctionUpload", "PrecoveryWorkerFunctionWorkUnit"}
+    assert set(mappings) == {"IngestFunctionUpload", "PrecoveryWorkerFunctionWorkUnit",
+                             "OrbitRefreshWorkerFunctionChunk"}
     for spec in mappings.values():
         p = spec["Properties"]
         assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -74,10 +77,50 @@ def test_sqs_sources_report_partial_batch_failures(cfn):
         "Fn::GetAtt": ["UploadQueue", "Arn"]}
 
 
+def _schedules(cfn: dict) -> dict[str, str]:
+    """Schedule expression of each scheduled function."""
+    return {r["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0]: r["Properties"]["ScheduleExpression"]
+            for r in _of_type(cfn, "AWS::Events::Rule").values()}
+
+
 def test_planner_runs_daily_at_midday_in_chile(cfn):
-    (rule,) = _of_type(cfn, "AWS::Events::Rule").values()
-    assert rule["Properties"]["ScheduleExpression"] == "cron(0 15 * * ? *)"
-    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["PrecoveryPlannerFunction", "Arn"]}
+    assert _schedules(cfn)["PrecoveryPlannerFunction"] == "cron(0 15 * * ? *)"
+
+
+def test_orbit_refresh_runs_daily_after_the_night_rolls_over_and_before_the_next(cfn):
+    # 12:00 UTC: the night label (dayObs, UTC-12 h) rolls over; Chile's nights start ~23:00 UTC
+    assert _schedules(cfn) == {"PrecoveryPlannerFunction": "cron(0 15 * * ? *)",
+                               "OrbitRefreshPlannerFunction": "cron(0 12 * * ? *)"}
+    mappings = _of_type(cfn, "AWS::Lambda::EventSourceMapping")
+    chunk = mappings["OrbitRefreshWorkerFunctionChunk"]["Properties"]
+    assert chunk["EventSourceArn"] == {"Fn::GetAtt": ["OrbitRefreshQueue", "Arn"]}
+    assert chunk["BatchSize"] == 1
+    worker = cfn["Resources"]["OrbitRefreshWorkerFunction"]["Properties"]
+    assert worker["MemorySize"] == 1769  # one full vCPU, as the cost report assumes
+    queue = cfn["Resources"]["OrbitRefreshQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["OrbitRefreshDLQ", "Arn"]},
+                                      "maxReceiveCount": 3}
+    alarm = cfn["Resources"]["OrbitRefreshDLQAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["OrbitRefreshDLQ", "QueueName"]}
+    env = cfn["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["ORBIT_REFRESH_QUEUE_URL"] == {"Ref": "OrbitRefreshQueue"}
+
+
+def test_orbit_refresh_roles_reach_only_the_staging_prefix_and_their_queue(cfn):
+    for function in ("OrbitRefreshPlannerFunction", "OrbitRefreshWorkerFunction"):
+        role = json.dumps(cfn["Resources"][f"{function}Role"])
+        assert "staging/orbit-refresh/*" in role and '"AlertTopic"' not in role
+        assert '"OrbitRefreshQueue"' in role and '"UploadQueue"' not in role
+        assert '"PrecoveryQueue"' not in role and '"ImageBucket"' not in role
+        s3 = [st for p in cfn["Resources"][f"{function}Role"]["Properties"]["Policies"]
+              for st in p["PolicyDocument"]["Statement"]
+              if any(str(a).startswith("s3:") for a in np.atleast_1d(st["Action"]))]
+        assert {json.dumps(st["Resource"]) for st in s3} == {
+            json.dumps({"Fn::Sub": "${AlertBucket.Arn}/staging/orbit-refresh/*"}),
+            json.dumps({"Fn::GetAtt": ["AlertBucket", "Arn"]})}
+    # the ingest asks for a refresh after loading an orbit catalog
+    assert '"OrbitRefreshQueue"' in json.dumps(cfn["Resources"]["IngestFunctionRole"])
 
 
 def test_function_roles_scope_data_access_to_named_resources(cfn):

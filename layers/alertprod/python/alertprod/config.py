@@ -26,6 +26,7 @@ ENV_NAMES: dict[str, str] = {
     "idempotency_table": "IDEMPOTENCY_TABLE",
     "alert_topic_arn": "ALERT_TOPIC_ARN",
     "precovery_queue_url": "PRECOVERY_QUEUE_URL",
+    "orbit_refresh_queue_url": "ORBIT_REFRESH_QUEUE_URL",
     "filter_table": "FILTER_TABLE",
 }
 
@@ -51,6 +52,8 @@ class Resources:
         SNS topic the alerts are published to.
     precovery_queue_url : str
         SQS queue of daytime precovery work units ("" when not deployed).
+    orbit_refresh_queue_url : str
+        SQS queue of orbit-refresh requests and chunks ("" when not deployed).
     filter_table : str
         DynamoDB table of user filters ("" when not deployed).
     """
@@ -63,6 +66,7 @@ class Resources:
     alert_topic_arn: str = ""
     precovery_queue_url: str = ""
     filter_table: str = ""
+    orbit_refresh_queue_url: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Resources:
@@ -79,7 +83,8 @@ class Resources:
             name = ENV_NAMES[f.name]
             value = env.get(name, "")
             if not value and f.default is not None and f.default == "" and f.name in (
-                "idempotency_table", "alert_topic_arn", "precovery_queue_url", "filter_table"
+                "idempotency_table", "alert_topic_arn", "precovery_queue_url", "filter_table",
+                "orbit_refresh_queue_url",
             ):
                 values[f.name] = ""
                 continue

@@ -32,6 +32,19 @@ __all__ = ["Apdb", "CcdWrites", "Level1", "PrecoveryRun", "StorageMetrics", "Sto
 PREV_VALIDITY_COLUMN = "prevValidityStartMjdTai"
 
 
+def check_night_mjd(night_mjd: object) -> int | None:
+    """``night_mjd`` of the orbit-catalog methods as an int (None passes), or ValueError."""
+    if night_mjd is None:
+        return None
+    if isinstance(night_mjd, (bool, np.bool_)) or not isinstance(
+            night_mjd, (int, np.integer, float, np.floating)):
+        raise ValueError(f"night_mjd: expected an integer MJD or None, got {night_mjd!r}")
+    if not (np.isfinite(night_mjd) and float(night_mjd) == int(night_mjd)
+            and 0 <= int(night_mjd) < 1_000_000):
+        raise ValueError(f"night_mjd: expected an integer MJD in [0, 1e6), got {night_mjd!r}")
+    return int(night_mjd)
+
+
 @dataclass
 class CcdWrites:
     """Everything one CCD writes to the Level 1 database.
@@ -306,16 +319,37 @@ class Apdb(ABC):
         """
 
     @abstractmethod
-    def store_orbit_catalog(self, data: str | bytes) -> str:
-        """Store an orbit catalog (MPCORB.DAT text); returns its version id."""
+    def store_orbit_catalog(self, data: str | bytes, *, night_mjd: int | None = None) -> str:
+        """Store an orbit catalog; returns its version id (a hash of its bytes).
+
+        Parameters
+        ----------
+        data : str or bytes
+            The base catalog (MPCORB.DAT text, as uploaded) or, with ``night_mjd``, one
+            night's refreshed catalog (opaque bytes written by :mod:`alertprod.orbitrefresh`).
+        night_mjd : int, keyword-only, optional
+            The night the refreshed catalog serves (the night label of
+            :func:`alertprod.orbitrefresh.night_of`); it replaces that night's previous one and
+            leaves the base catalog alone. None (default): store the base catalog and make it
+            the current one.
+
+        Notes
+        -----
+        The bytes become visible all at once (a reader sees the previous version or this
+        one). A night's catalog may expire some days after its night (DynamoDB: TTL 14 days).
+        """
 
     @abstractmethod
-    def get_orbit_catalog_version(self) -> str | None:
-        """Version id of the current orbit catalog (cheap: lets a container keep a cache)."""
+    def get_orbit_catalog_version(self, *, night_mjd: int | None = None) -> str | None:
+        """Version id of the base catalog, or of one night's refreshed catalog; None when
+        none is stored (cheap: one key lookup, lets a container keep a parsed copy)."""
 
     @abstractmethod
-    def get_orbit_catalog(self) -> bytes:
-        """The current orbit catalog's bytes (raises NotFoundError when none is stored)."""
+    def get_orbit_catalog(self, *, night_mjd: int | None = None) -> bytes:
+        """The bytes of the base catalog, or of one night's refreshed catalog.
+
+        Raises :class:`~alertprod.errors.NotFoundError` when none is stored.
+        """
 
     # -- image-cache index ---------------------------------------------------------------------
     @abstractmethod

@@ -32,6 +32,8 @@ class Services:
         ``None`` when the deployment has no alert topic.
     precovery_queue : SqsQueue or None
         ``None`` when the deployment has no precovery queue.
+    orbit_refresh_queue : SqsQueue or None
+        ``None`` when the deployment has no orbit-refresh queue.
     """
 
     resources: Resources
@@ -42,6 +44,7 @@ class Services:
     dynamodb: Any
     alert_topic: SnsTopic | None
     precovery_queue: SqsQueue | None
+    orbit_refresh_queue: SqsQueue | None = None
 
     @classmethod
     def from_resources(cls, resources: Resources, clients: AwsClients | None = None) -> Services:
@@ -57,5 +60,9 @@ class Services:
             alert_topic=SnsTopic(c.sns, resources.alert_topic_arn) if resources.alert_topic_arn else None,
             precovery_queue=(
                 SqsQueue(c.sqs, resources.precovery_queue_url) if resources.precovery_queue_url else None
+            ),
+            orbit_refresh_queue=(
+                SqsQueue(c.sqs, resources.orbit_refresh_queue_url)
+                if resources.orbit_refresh_queue_url else None
             ),
         )

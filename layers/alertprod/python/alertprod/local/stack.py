@@ -72,7 +72,8 @@ class EmbeddedStack:
     -----
     :attr:`clock` runs at wall-clock speed from ``clock_start`` and jumps on
     :meth:`advance_clock`. While the stack runs, moto's S3 stamps ``LastModified`` with this
-    clock, so object ages (lifecycle expiry) are ages on the stack's clock.
+    clock, so object ages (lifecycle expiry) are ages on the stack's clock, and moto's SQS
+    keeps its times on it (``SentTimestamp``, visibility timeouts, retention).
     moto keeps its state per process: stacks in one process must not overlap in time.
     """
 
@@ -95,7 +96,7 @@ class EmbeddedStack:
         self._saved_env: dict[str, str | None] = {}
         self._attrs: dict[str, dict[str, str]] = {}
         self._http: list[HttpEndpoint] = []
-        self._moto_patch: tuple[Any, Any] | None = None
+        self._moto_patches: list[tuple[Any, str, Any]] = []
         self.endpoint_url = ""
         self.clients: AwsClients | None = None
         self.lambdas: LocalLambdaService | None = None
@@ -150,10 +151,9 @@ class EmbeddedStack:
             finally:
                 self._server.stop()
                 self._server = None
-        if self._moto_patch is not None:
-            module, original = self._moto_patch
-            module.utcnow = original
-            self._moto_patch = None
+        for module, name, original in reversed(self._moto_patches):
+            setattr(module, name, original)
+        self._moto_patches = []
         for k, v in self._saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -163,13 +163,27 @@ class EmbeddedStack:
 
     def _patch_moto_clock(self) -> None:
         # moto stamps S3 objects with utcnow() from its own module; point it at our clock so that
-        # LastModified (and so lifecycle age) follows advance_clock. Nothing else moto does reads it.
+        # LastModified (and so lifecycle age) follows advance_clock. Its SQS keeps every time
+        # (SentTimestamp, visibility, delay, retention) with its own module's unix_time and
+        # unix_time_millis: on our clock too, so that a function reads a message's SentTimestamp
+        # on the stack's clock (the orbit refresh requested after an upload refreshes the night
+        # of that time), and times stay consistent with each other.
         import moto.s3.models as s3_models
+        import moto.sqs.models as sqs_models
 
-        original = getattr(s3_models, "utcnow", None)
-        if original is not None:
-            s3_models.utcnow = lambda: self.clock.replace(tzinfo=None)
-            self._moto_patch = (s3_models, original)
+        unix_s, unix_ms = sqs_models.unix_time, sqs_models.unix_time_millis
+        patches = [
+            (s3_models, "utcnow", lambda: self.clock.replace(tzinfo=None)),
+            (sqs_models, "unix_time",
+             lambda dt=None: self.clock.timestamp() if dt is None else unix_s(dt)),
+            (sqs_models, "unix_time_millis",
+             lambda dt=None: self.clock.timestamp() * 1000.0 if dt is None else unix_ms(dt)),
+        ]
+        for module, name, replacement in patches:
+            original = getattr(module, name, None)
+            if original is not None:
+                setattr(module, name, replacement)
+                self._moto_patches.append((module, name, original))
 
     # ------------------------------------------------------------------ resources
     def _physical_name(self, logical_id: str) -> str:

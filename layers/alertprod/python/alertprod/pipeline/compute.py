@@ -66,7 +66,7 @@ def compute_ccd(upload: ValidatedUpload, apdb: Apdb, orbits: OrbitCache, config:
     with timer("load_objects"):
         pixels = pixels_covering(corners, margin_arcsec=config.footprint_margin_arcsec)
         objects = apdb.get_dia_objects(pixels)
-        catalog = orbits.get()
+        catalog = orbits.get(info.mjd_mid_tai, warnings=upload.warnings)
     with timer("associate"):
         sources = steps.prepare_sources(upload.catalog, processed_mjd_tai=processed)
         predicted, ephem = steps.predict_solar_system(catalog, info, corners,

@@ -30,6 +30,7 @@ from alertprod.alerts import AlertMarksLedger, AlertPublisher, PreparedAlert
 from alertprod.apdb import CcdState, Lease, Level1, cells_for_footprint, dynamo_level1, leased
 from alertprod.errors import ContractError, OrbitError
 from alertprod.ingest import ValidatedUpload
+from alertprod.orbitrefresh import request_refresh
 from alertprod.orbits import read_mpcorb, ss_object_rows
 from alertprod.pipeline.compute import compute_ccd
 from alertprod.pipeline.config import PipelineConfig
@@ -38,7 +39,7 @@ from alertprod.pipeline.timing import StageTimer
 from alertprod.pipeline.write_ahead import StagedPlan, load_alerts, load_plan, stage_plan
 
 if TYPE_CHECKING:
-    from alertprod.aws import BlobStore, Services
+    from alertprod.aws import BlobStore, Services, SqsQueue
 
 __all__ = ["CcdResult", "NightlyPipeline"]
 
@@ -76,16 +77,20 @@ class NightlyPipeline:
     publisher : AlertPublisher or None
         Publishes to the alert topic; None archives only.
     config : PipelineConfig
+    orbit_refresh : SqsQueue or None, keyword-only
+        The orbit-refresh queue: a loaded orbit catalog asks it for a refresh of the night
+        (:func:`alertprod.orbitrefresh.request_refresh`); None asks nothing.
     """
 
     def __init__(self, level1: Level1, alert_archive: BlobStore, publisher: AlertPublisher | None,
-                 config: PipelineConfig | None = None):
+                 config: PipelineConfig | None = None, *, orbit_refresh: SqsQueue | None = None):
         self.level1 = level1
         self.apdb = level1.apdb
         self.archive = alert_archive
         self.publisher = publisher
         self.config = config or PipelineConfig()
         self.orbits = OrbitCache(level1.apdb)
+        self.orbit_refresh = orbit_refresh
 
     @classmethod
     def from_services(cls, services: Services, config: PipelineConfig | None = None) -> NightlyPipeline:
@@ -95,11 +100,13 @@ class NightlyPipeline:
         if services.alert_topic is not None:
             publisher = AlertPublisher(services.alert_archive, services.alert_topic,
                                        ledger=AlertMarksLedger(level1.ledger))
-        return cls(level1, services.alert_archive, publisher, config)
+        return cls(level1, services.alert_archive, publisher, config,
+                   orbit_refresh=services.orbit_refresh_queue)
 
     # -- orbit catalog -------------------------------------------------------------------------
     def load_orbits(self, data: bytes) -> int:
-        """Validate an MPCORB.DAT upload, store it and its SSObject rows; return the object count.
+        """Validate an MPCORB.DAT upload, store it and its SSObject rows, ask for a refresh of
+        the night (when an orbit-refresh queue is configured); return the object count.
 
         Raises
         ------
@@ -114,9 +121,11 @@ class NightlyPipeline:
             raise ContractError("bad_orbit_catalog", str(exc)) from exc
         if len(catalog) == 0:
             raise ContractError("bad_orbit_catalog", "the upload holds no orbit")
-        self.apdb.store_orbit_catalog(text)
+        version = self.apdb.store_orbit_catalog(text)
         self.apdb.store_ss_objects(ss_object_rows(catalog))
         self.orbits.invalidate()
+        if self.orbit_refresh is not None:  # asked again on redelivery: the refresh is idempotent
+            request_refresh(self.orbit_refresh, reason="mpcorb-upload", base_version=version)
         return len(catalog)
 
     # -- one CCD -------------------------------------------------------------------------------

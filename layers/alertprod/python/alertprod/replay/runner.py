@@ -1,8 +1,10 @@
 """``alertprod replay``: a survey directory through a fresh embedded stack, in time order.
 
 Every upload goes where an upstream pipeline would put it (images first, then the catalog);
-the stack's clock follows the visits, so the daily precovery schedule fires at each day
-boundary and the image cache expires as it would on AWS. Then the Level 1 database, the alerts
+the stack's clock follows the visits, so the daily schedules fire at each day boundary — the
+orbit refresh at 12:00 UTC, before the next night's visits, and precovery at 15:00 — and the
+image cache expires as it would on AWS. The orbit catalog is uploaded first, at the first
+visit's time: its upload refreshes the first night. Then the Level 1 database, the alerts
 and the quarantine records are exported (docs/formats.md §6).
 """
 
@@ -22,8 +24,10 @@ from astropy.time import Time
 from tqdm import tqdm
 
 from alertprod.apdb import CcdState, Level1, dynamo_level1, write_export
+from alertprod.aws import S3BlobStore
 from alertprod.formats.layout import MPCORB_PREFIX
 from alertprod.local.stack import EmbeddedStack
+from alertprod.orbitrefresh import night_of, staged_report
 from alertprod.replay.survey_dir import VisitUpload, scan_survey_dir
 
 __all__ = ["ReplayResult", "replay", "mjd_tai_to_datetime"]
@@ -43,6 +47,11 @@ class ReplayResult:
     exported: dict[str, str] = field(default_factory=dict)
     precovery_days: int = 0
     wall_seconds: float = 0.0
+
+
+def _precovery_days(fired: list) -> int:
+    """Precovery planner runs among the schedule firings of one ``advance_clock``."""
+    return sum(inv.function_id == "PrecoveryPlannerFunction" for inv in fired)
 
 
 def _upload_visit(stack: EmbeddedStack, visit: VisitUpload) -> None:
@@ -97,14 +106,16 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
         for visit in bar:
             when = mjd_tai_to_datetime(visit.mjd_tai)
             if when > stack.clock:
-                result.precovery_days += len(stack.advance_clock(to=when))
+                # crossing 12:00 UTC refreshes the orbits for the night about to start
+                result.precovery_days += _precovery_days(stack.advance_clock(to=when))
                 stack.apply_lifecycle()
                 stack.run_until_idle(timeout_s=timeout_s)
             _upload_visit(stack, visit)
             stack.run_until_idle(timeout_s=timeout_s)
             bar.set_postfix(ccds=len(visit.ccds))
         if visits:  # the day after the last night: its precovery too
-            result.precovery_days += len(stack.advance_clock(to=stack.clock + timedelta(days=1)))
+            result.precovery_days += _precovery_days(
+                stack.advance_clock(to=stack.clock + timedelta(days=1)))
             stack.run_until_idle(timeout_s=timeout_s)
         if before_export is not None:
             before_export(stack)
@@ -112,6 +123,7 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
         if export:
             result.exported = export_all(stack, level1, out)
         result.summary = summarize(stack, level1, visits, out)
+        result.summary["orbitRefresh"] = orbit_refresh_summary(stack, level1, visits)
     result.wall_seconds = time.perf_counter() - t0
     result.summary["precoveryDays"] = result.precovery_days
     result.summary["wallSeconds"] = round(result.wall_seconds, 2)
@@ -145,6 +157,22 @@ def _list(s3, bucket: str, prefix: str) -> list[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(o["Key"] for o in page.get("Contents", []))
     return sorted(keys)
+
+
+def orbit_refresh_summary(stack: EmbeddedStack, level1: Level1,
+                          visits: list[VisitUpload]) -> list[dict[str, Any]]:
+    """Per night of the visits: the refreshed orbit catalog its visits used, and its cost."""
+    base = level1.apdb.get_orbit_catalog_version()
+    staging = S3BlobStore(stack.clients.s3, stack.resources.alert_bucket)
+    out = []
+    for night in sorted({night_of(v.mjd_tai) for v in visits}):
+        report = staged_report(level1.apdb, staging, night, base) if base else None
+        cost = (report or {}).get("cost") or {}
+        out.append({"night": night, "refreshed": report is not None,
+                    "orbits": (report or {}).get("orbits", 0),
+                    "closeApproachers": (report or {}).get("close_approachers", 0),
+                    "cpuSeconds": cost.get("cpu_seconds", 0.0), "usd": cost.get("total_usd", 0.0)})
+    return out
 
 
 def summarize(stack: EmbeddedStack, level1: Level1, visits: list[VisitUpload], out: Path) -> dict:

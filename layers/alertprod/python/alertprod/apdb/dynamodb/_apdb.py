@@ -35,11 +35,21 @@ from alertprod.apdb.dynamodb._imageindex import find_exposures, index_exposure
 from alertprod.apdb.dynamodb._leases import fence_checks
 from alertprod.apdb.dynamodb._ssobs import observation_sets, record_observations
 from alertprod.apdb.dynamodb._store import ccd_tag, store_ccd, unpack_new_object
-from alertprod.apdb.interface import Apdb, CcdWrites, PrecoveryRun, StorageMetrics, StoreStats
+from alertprod.apdb.interface import (
+    Apdb,
+    CcdWrites,
+    PrecoveryRun,
+    StorageMetrics,
+    StoreStats,
+    check_night_mjd,
+)
 from alertprod.errors import NotFoundError
 
-__all__ = ["DynamoApdb"]
+__all__ = ["DynamoApdb", "NIGHT_CATALOG_TTL_DAYS"]
 
+#: Days after its night that a night's refreshed orbit catalog expires (DynamoDB TTL).
+NIGHT_CATALOG_TTL_DAYS = 14
+_UNIX_EPOCH_MJD = 40587
 
 
 def _rows_of(items: list[dict], prefix: str) -> list[bytes]:
@@ -215,42 +225,55 @@ class DynamoApdb(Apdb):
     def record_ss_observations(self, dia_sources: Table) -> int:
         return record_observations(self._client, self._table, dia_sources)
 
-    def store_orbit_catalog(self, data: str | bytes) -> str:
+    def store_orbit_catalog(self, data: str | bytes, *, night_mjd: int | None = None) -> str:
+        night = check_night_mjd(night_mjd)
         raw = data.encode() if isinstance(data, str) else bytes(data)
         version = hashlib.sha256(raw).hexdigest()[:16]
         packed = zlib.compress(raw, 6)
         chunks = [packed[i:i + ORBIT_CHUNK_BYTES] for i in range(0, len(packed), ORBIT_CHUNK_BYTES)]
+        if night is None:
+            pointer, chunk_key, expiry = keys.orbit_pointer(), keys.orbit_chunk, {}
+        else:  # a night's catalog expires (TTL) NIGHT_CATALOG_TTL_DAYS after its night
+            pointer, chunk_key = keys.orbit_night_pointer(night), keys.orbit_night_chunk
+            expiry = {"ttl": num(int((night + 1 + NIGHT_CATALOG_TTL_DAYS - _UNIX_EPOCH_MJD) * 86400))}
         # Chunks first, then the pointer: a reader never sees a half-written version.
         batch_write(self._client, self._table,
-                    puts=[{**keys.orbit_chunk(version, i), "data": {"B": c}}
+                    puts=[{**chunk_key(version, i), "data": {"B": c}, **expiry}
                           for i, c in enumerate(chunks)])
         self._client.put_item(TableName=self._table, Item={
-            **keys.orbit_pointer(), "version": {"S": version}, "chunks": num(len(chunks)),
-            "bytes": num(len(raw))})
+            **pointer, "version": {"S": version}, "chunks": num(len(chunks)),
+            "bytes": num(len(raw)), **expiry})
         return version
 
-    def get_orbit_catalog_version(self) -> str | None:
-        item = self._client.get_item(TableName=self._table, Key=keys.orbit_pointer(),
-                                    ConsistentRead=True).get("Item")
+    def _orbit_pointer(self, night: int | None) -> dict | None:
+        pointer = keys.orbit_pointer() if night is None else keys.orbit_night_pointer(night)
+        return self._client.get_item(TableName=self._table, Key=pointer,
+                                     ConsistentRead=True).get("Item")
+
+    def get_orbit_catalog_version(self, *, night_mjd: int | None = None) -> str | None:
+        item = self._orbit_pointer(check_night_mjd(night_mjd))
         return item["version"]["S"] if item else None
 
-    def get_orbit_catalog(self) -> bytes:
-        item = self._client.get_item(TableName=self._table, Key=keys.orbit_pointer(),
-                                    ConsistentRead=True).get("Item")
+    def get_orbit_catalog(self, *, night_mjd: int | None = None) -> bytes:
+        night = check_night_mjd(night_mjd)
+        item = self._orbit_pointer(night)
         if not item:
-            raise NotFoundError("no orbit catalog is stored")
+            what = "no orbit catalog" if night is None else f"no orbit catalog of night {night}"
+            raise NotFoundError(f"{what} is stored")
         version = item["version"]["S"]
-        if self._orbit_cache and self._orbit_cache[0] == version:
+        if night is None and self._orbit_cache and self._orbit_cache[0] == version:
             return self._orbit_cache[1]
-        n = int(item["chunks"]["N"])
-        found = batch_get(self._client, self._table, [keys.orbit_chunk(version, i) for i in range(n)])
-        by_sk = {i["sk"]["S"]: i["data"]["B"] for i in found}
+        chunk_key = keys.orbit_chunk if night is None else keys.orbit_night_chunk
+        wanted = [chunk_key(version, i) for i in range(int(item["chunks"]["N"]))]
+        found = batch_get(self._client, self._table, wanted)
+        by_key = {keys.split_key(i): i["data"]["B"] for i in found}
         try:
-            packed = b"".join(by_sk[keys.orbit_chunk(version, i)["sk"]["S"]] for i in range(n))
+            packed = b"".join(by_key[keys.split_key(k)] for k in wanted)
         except KeyError as exc:
             raise NotFoundError(f"orbit catalog {version}: chunk missing") from exc
         raw = zlib.decompress(packed)
-        self._orbit_cache = (version, raw)
+        if night is None:  # the base catalog is kept; a night's is parsed once by its reader
+            self._orbit_cache = (version, raw)
         return raw
 
     # -- image-cache index --------------------------------------------------------------------

@@ -12,8 +12,8 @@ from alertprod.apdb._layout import NEW_OBJECT_SHARDS
 __all__ = [
     "Key", "key", "obj_last", "obj_version", "pixel_index", "history", "new_objects",
     "NEW_OBJECT_SHARDS", "lease", "ccd_record", "alert_mark", "image_index", "ss_object",
-    "orbit_pointer", "orbit_chunk", "source_attr", "forced_attr", "new_object_attr",
-    "format_mjd", "split_key",
+    "orbit_pointer", "orbit_chunk", "orbit_night_pointer", "orbit_night_chunk", "source_attr",
+    "forced_attr", "new_object_attr", "format_mjd", "split_key",
 ]
 
 Key = dict[str, dict[str, str]]
@@ -97,6 +97,17 @@ def orbit_pointer() -> Key:
 def orbit_chunk(version: str, index: int) -> Key:
     """One chunk of one orbit catalog version."""
     return key("ORBITS", f"V#{version}#{int(index):05d}")
+
+
+def orbit_night_pointer(night_mjd: int) -> Key:
+    """The pointer to one night's refreshed orbit catalog."""
+    return key("ORBITS", f"NIGHT#{int(night_mjd):06d}")
+
+
+def orbit_night_chunk(version: str, index: int) -> Key:
+    """One chunk of a night's refreshed catalog: a partition key per chunk, so that the
+    containers that load it at the start of a night spread their reads over partitions."""
+    return key(f"ORBITNIGHT#{version}#{int(index):05d}", "CHUNK")
 
 
 def source_attr(dia_source_id: int) -> str:

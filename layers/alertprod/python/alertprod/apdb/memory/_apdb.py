@@ -31,7 +31,7 @@ from alertprod.apdb._layout import (
 )
 from alertprod.apdb._ssobs import apply_observations, observation_entries
 from alertprod.apdb.export import sort_export
-from alertprod.apdb.interface import Apdb, PrecoveryRun, StorageMetrics
+from alertprod.apdb.interface import Apdb, PrecoveryRun, StorageMetrics, check_night_mjd
 from alertprod.apdb.memory._ccd import CcdWriter
 from alertprod.apdb.memory._state import MemoryStore, Run
 from alertprod.errors import NotFoundError
@@ -159,7 +159,8 @@ class MemoryApdb(CcdWriter, Apdb):
                 self.store.ss_observations.setdefault(oid, set()).update(obs)
         return len(entries)
 
-    def store_orbit_catalog(self, data: str | bytes) -> str:
+    def store_orbit_catalog(self, data: str | bytes, *, night_mjd: int | None = None) -> str:
+        night = check_night_mjd(night_mjd)
         raw = data.encode() if isinstance(data, str) else bytes(data)
         version = hashlib.sha256(raw).hexdigest()[:16]
         chunks = math.ceil(len(zlib.compress(raw, 6)) / ORBIT_CHUNK_BYTES)
@@ -167,26 +168,34 @@ class MemoryApdb(CcdWriter, Apdb):
         self._request("put_item")
         with self.store.lock:
             self.store.orbit_catalogs[version] = raw
-            self.store.orbit_current = (version, chunks)
+            if night is None:
+                self.store.orbit_current = (version, chunks)
+            else:
+                self.store.orbit_nights[night] = (version, chunks)
         return version
 
-    def get_orbit_catalog_version(self) -> str | None:
+    def _orbit_pointer(self, night: int | None) -> tuple[str, int] | None:
         self._request("get_item")
         with self.store.lock:
-            current = self.store.orbit_current
+            return self.store.orbit_current if night is None else self.store.orbit_nights.get(night)
+
+    def get_orbit_catalog_version(self, *, night_mjd: int | None = None) -> str | None:
+        current = self._orbit_pointer(check_night_mjd(night_mjd))
         return current[0] if current else None
 
-    def get_orbit_catalog(self) -> bytes:
-        self._request("get_item")
-        with self.store.lock:
-            current = self.store.orbit_current
-            raw = self.store.orbit_catalogs[current[0]] if current else None
+    def get_orbit_catalog(self, *, night_mjd: int | None = None) -> bytes:
+        night = check_night_mjd(night_mjd)
+        current = self._orbit_pointer(night)
         if current is None:
-            raise NotFoundError("no orbit catalog is stored")
-        if self._orbit_cache and self._orbit_cache[0] == current[0]:
+            what = "no orbit catalog" if night is None else f"no orbit catalog of night {night}"
+            raise NotFoundError(f"{what} is stored")
+        if night is None and self._orbit_cache and self._orbit_cache[0] == current[0]:
             return self._orbit_cache[1]
         self._requests("batch_get_item", current[1])
-        self._orbit_cache = (current[0], raw)
+        with self.store.lock:
+            raw = self.store.orbit_catalogs[current[0]]
+        if night is None:  # the base catalog is kept; a night's is parsed once by its reader
+            self._orbit_cache = (current[0], raw)
         return raw
 
     # -- image-cache index --------------------------------------------------------------------

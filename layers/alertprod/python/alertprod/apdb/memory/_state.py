@@ -100,8 +100,9 @@ class MemoryStore:
         row id) -> packed DiaSource/DiaForcedSource row}.
     ss_objects, ss_observations : dict
         ssObjectId -> packed row; ssObjectId -> set of ``"<diaSourceId>:<band>:<mjd>"``.
-    orbit_current, orbit_catalogs : tuple or None, dict
-        (version, chunks) of the current catalog; version -> bytes.
+    orbit_current, orbit_nights, orbit_catalogs : tuple or None, dict, dict
+        (version, chunks) of the current base catalog; night -> (version, chunks) of that
+        night's refreshed catalog (no expiry, unlike DynamoDB's TTL); version -> bytes.
     images : dict
         (order-8 pixel, bucket) -> {``e<visit>_<detector>`` -> JSON entry}.
     runs, cells, ccds, alerts : dict
@@ -118,6 +119,7 @@ class MemoryStore:
         self.ss_objects: dict[int, bytes] = {}
         self.ss_observations: dict[int, set[str]] = {}
         self.orbit_current: tuple[str, int] | None = None
+        self.orbit_nights: dict[int, tuple[str, int]] = {}
         self.orbit_catalogs: dict[str, bytes] = {}
         self.images: dict[tuple[int, int], dict[str, str]] = {}
         self.runs: dict[str, Run] = {}

@@ -38,6 +38,7 @@ def test_mpcorb_elements_are_at_survey_start_minus_the_offset_on_a_whole_tt_day(
     assert np.all(orbits.epoch_mjd == round(start) - 150.0)
     assert truth.survey["mpcorb_epoch_mjd_tt"] == round(start) - 150.0
     assert np.all(orbit_reference_mjd(orbits) == round(start) - 150.0)  # last observation
+    assert get_preset("night").mpcorb_epoch_offset_days == 150.0
     tiny = build_survey(get_preset("tiny"), 3)
     assert np.all(read_mpcorb(tiny.mpcorb_text).epoch_mjd == round(start))
 

@@ -211,7 +211,7 @@ PRESETS: dict[str, SurveyConfig] = {
         n_variables=30, n_transients=40, n_hpm_stars=8, n_asteroids=24, n_fast_asteroids=3,
         bright_star_fraction=0.01, n_bad_columns=2, cosmic_rays_per_ccd=20.0, cr_masked_fraction=0.93,
         hot_pixels_per_ccd=1.0, edge_junk_per_ccd=0.5, dipoles_per_ccd=0.8,
-        mpcorb_epoch_offset_days=0.0, n_workers=2,  # 150 once the nightly orbit refresh lands
+        mpcorb_epoch_offset_days=150.0, n_workers=2,
     ),
     # tiny with an MPCORB.DAT 150 days old and ten asteroids: two-body predictions from it miss
     # the asteroids by arcseconds (the nightly orbit refresh's test survey)

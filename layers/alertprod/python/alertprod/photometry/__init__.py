@@ -1,4 +1,4 @@
-"""Forced PSF photometry at given positions, vectorised over many positions."""
+"""Forced PSF photometry at given positions (vectorised), and where on an image to measure."""
 
 from alertprod.photometry.forced import (
     ForcedFlag,
@@ -6,10 +6,20 @@ from alertprod.photometry.forced import (
     forced_photometry_exposure,
     forced_psf_photometry,
 )
+from alertprod.photometry.positions import (
+    PsfPositionFit,
+    RefinedPositions,
+    fit_psf_positions,
+    refine_positions,
+)
 
 __all__ = [
     "ForcedFlag",
     "ForcedPhotometryResult",
+    "PsfPositionFit",
+    "RefinedPositions",
+    "fit_psf_positions",
     "forced_photometry_exposure",
     "forced_psf_photometry",
+    "refine_positions",
 ]

@@ -5,6 +5,15 @@ this visit) and daytime precovery (seed step 14: new objects on cached images of
 visits). Each row measures the object on the difference image (``psfFlux``), the science image
 (``scienceFlux``, Rubin's fpFlux) and, when one was uploaded, the difference of the two snaps
 (``snapDiffFlux``, an extension column: docs/photometry.md).
+
+Where: ``psfFlux`` and ``snapDiffFlux`` at the DiaObject's position; ``scienceFlux`` at that
+position refined on the science image when the object is bright there
+(:func:`alertprod.photometry.positions.refine_positions`: forced S/N ≥ 10, a converged PSF
+fit within 1″; the flux less the σ²/F the fitted position adds), because a DiaObject's mean of
+faint difference-image detections can sit 0.1–0.3″ off a bright steady source and a PSF fit
+there loses several σ of its flux. The row's ``ra``/``dec`` are where ``scienceFlux`` was
+measured; they differ from the DiaObject's only where the position was refined
+(docs/photometry.md, "Where scienceFlux is measured").
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from astropy.table import Table
 from alertprod.formats import Exposure
 from alertprod.ids import forced_source_ids
 from alertprod.photometry.forced import forced_photometry_exposure
+from alertprod.photometry.positions import fitted_position_flux, refine_positions
 
 __all__ = ["DIA_FORCED_COLUMNS", "VisitImages", "dia_forced_rows", "empty_dia_forced"]
 
@@ -72,6 +82,22 @@ def _measure(exposure: Exposure | None, ra: np.ndarray, dec: np.ndarray) -> tupl
     return np.asarray(res.flux, float), np.asarray(res.flux_err, float)
 
 
+def _science_flux(science: Exposure | None, ra: np.ndarray, dec: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``scienceFlux`` and its error, and where it was measured: ``(ra, dec, flux, err)``.
+
+    At the position refined on the science image where the object is bright there, the flux
+    less the σ²/F that fitting the position adds (:mod:`alertprod.photometry.positions`).
+    """
+    if science is None:
+        flux, err = _measure(None, ra, dec)
+        return ra, dec, flux, err
+    pos = refine_positions(science, ra, dec)
+    flux, err = _measure(science, pos.ra_deg, pos.dec_deg)
+    flux = np.where(pos.refined, fitted_position_flux(flux, err), flux)
+    return pos.ra_deg, pos.dec_deg, flux, err
+
+
 def dia_forced_rows(dia_object_ids: np.ndarray, ra_deg: np.ndarray, dec_deg: np.ndarray,
                     images: VisitImages, *, processed_mjd_tai: float,
                     is_precovery: bool) -> Table:
@@ -82,7 +108,8 @@ def dia_forced_rows(dia_object_ids: np.ndarray, ra_deg: np.ndarray, dec_deg: np.
     dia_object_ids : ndarray of int64, shape (n,)
         Objects to measure.
     ra_deg, dec_deg : ndarray, shape (n,)
-        Where to measure them (ICRS, degrees).
+        The objects' positions (ICRS, degrees): ``psfFlux`` and ``snapDiffFlux`` are measured
+        there, ``scienceFlux`` there or at the position refined on the science image.
     images : VisitImages
         The visit's difference, science and snap-difference images.
     processed_mjd_tai : float, keyword-only
@@ -94,7 +121,8 @@ def dia_forced_rows(dia_object_ids: np.ndarray, ra_deg: np.ndarray, dec_deg: np.
     -------
     astropy.table.Table
         One row per object the difference image measures (objects off the image or on
-        unusable pixels are dropped), columns :data:`DIA_FORCED_COLUMNS`; ids are
+        unusable pixels are dropped), columns :data:`DIA_FORCED_COLUMNS`, ``ra``/``dec`` the
+        position ``scienceFlux`` was measured at (see the module notes); ids are
         deterministic (:func:`alertprod.ids.forced_source_ids`), so a rerun rebuilds the same
         rows.
     """
@@ -108,11 +136,11 @@ def dia_forced_rows(dia_object_ids: np.ndarray, ra_deg: np.ndarray, dec_deg: np.
     n = int(on.sum())
     if n == 0:
         return empty_dia_forced()
-    sflux, serr = _measure(images.science, ra[on], dec[on])
+    sra, sdec, sflux, serr = _science_flux(images.science, ra[on], dec[on])
     dflux, derr = _measure(images.snapdiff, ra[on], dec[on])
     return Table({
         "diaForcedSourceId": forced_source_ids(ids[on], images.visit, images.detector),
-        "diaObjectId": ids[on], "ra": ra[on], "dec": dec[on],
+        "diaObjectId": ids[on], "ra": sra, "dec": sdec,
         "visit": np.full(n, images.visit, np.int64),
         "detector": np.full(n, images.detector, np.int16),
         "psfFlux": flux[on], "psfFluxErr": flux_err[on],

@@ -46,7 +46,7 @@ from alertprod.photometry.forced import (
     _check_positions,
     _Gatherer,
     _ShiftedPsf,
-    forced_psf_photometry,
+    forced_photometry_exposure,
 )
 
 __all__ = ["PsfPositionFit", "RefinedPositions", "fit_psf_positions", "fitted_position_flux",
@@ -306,13 +306,9 @@ def refine_positions(exposure: Exposure, ra_deg: np.ndarray, dec_deg: np.ndarray
     shift = np.full(n, np.nan)
     if n == 0:
         return RefinedPositions(out_ra, out_dec, refined, snr, shift)
-    with np.errstate(invalid="ignore"):
-        x, y = exposure.wcs.all_world2pix(ra, dec, 0, quiet=True)
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    start = forced_photometry_exposure(exposure, ra, dec, unusable_mask=unusable_mask)
+    x, y = start.x, start.y
     mapped = np.isfinite(x) & np.isfinite(y)
-    start = forced_psf_photometry(exposure.image, exposure.variance, exposure.mask, exposure.psf,
-                                  np.where(mapped, x, -1e9), np.where(mapped, y, -1e9),
-                                  unusable_mask=unusable_mask)
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = start.flux / start.flux_err
     cand = np.flatnonzero(mapped & (snr >= float(min_snr)))

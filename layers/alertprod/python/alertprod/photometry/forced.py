@@ -81,6 +81,17 @@ class ForcedPhotometryResult(NamedTuple):
     y: np.ndarray
 
 
+def _check_sky_positions(ra_deg: np.ndarray, dec_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ICRS positions as 1-D float64 arrays of equal length, finite (ImageError otherwise)."""
+    ra = np.atleast_1d(np.asarray(ra_deg, dtype=np.float64))
+    dec = np.atleast_1d(np.asarray(dec_deg, dtype=np.float64))
+    if ra.ndim != 1 or ra.shape != dec.shape:
+        raise ImageError(f"ra_deg and dec_deg must be 1-D of equal length, got {ra.shape}, {dec.shape}")
+    if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
+        raise ImageError("ra_deg and dec_deg must be finite")
+    return ra, dec
+
+
 def _check_positions(x_pix: np.ndarray, y_pix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.atleast_1d(np.asarray(x_pix, dtype=np.float64))
     y = np.atleast_1d(np.asarray(y_pix, dtype=np.float64))
@@ -408,12 +419,7 @@ def forced_photometry_exposure(exposure: Exposure, ra_deg: np.ndarray, dec_deg: 
     ForcedPhotometryResult
         Fluxes in the image's units (nJy).
     """
-    ra = np.atleast_1d(np.asarray(ra_deg, dtype=np.float64))
-    dec = np.atleast_1d(np.asarray(dec_deg, dtype=np.float64))
-    if ra.ndim != 1 or ra.shape != dec.shape:
-        raise ImageError(f"ra_deg and dec_deg must be 1-D of equal length, got {ra.shape}, {dec.shape}")
-    if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
-        raise ImageError("ra_deg and dec_deg must be finite")
+    ra, dec = _check_sky_positions(ra_deg, dec_deg)
     if ra.size == 0:
         x = y = np.zeros(0)
     else:

@@ -44,6 +44,7 @@ from alertprod.imaging.psf import validate_psf
 from alertprod.photometry.forced import (
     _check_planes,
     _check_positions,
+    _check_sky_positions,
     _Gatherer,
     _ShiftedPsf,
     forced_photometry_exposure,
@@ -290,12 +291,7 @@ def refine_positions(exposure: Exposure, ra_deg: np.ndarray, dec_deg: np.ndarray
     ImageError
         Coordinates not 1-D of equal length or not finite, or a non-positive limit.
     """
-    ra = np.atleast_1d(np.asarray(ra_deg, dtype=np.float64))
-    dec = np.atleast_1d(np.asarray(dec_deg, dtype=np.float64))
-    if ra.ndim != 1 or ra.shape != dec.shape:
-        raise ImageError(f"ra_deg and dec_deg must be 1-D of equal length, got {ra.shape}, {dec.shape}")
-    if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
-        raise ImageError("ra_deg and dec_deg must be finite")
+    ra, dec = _check_sky_positions(ra_deg, dec_deg)
     if not (min_snr > 0 and max_shift_arcsec > 0):
         raise ImageError(f"min_snr and max_shift_arcsec must be positive, got {min_snr!r}, "
                          f"{max_shift_arcsec!r}")

@@ -123,3 +123,76 @@ def test_bench_orbit_refresh_cost_per_night_for_1e6_orbits(best_of, one_core):
           f"an exposure {exposure.cpu_s * 1e3:.0f} ms")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+N_PREDICT = 20_000
+
+
+@pytest.mark.bench
+def test_bench_ccd_prediction_before_and_after_the_refresh(best_of, one_core):
+    """What one CCD pays to predict the asteroids in its footprint, before and after issue 9.
+
+    Before: two-body from the MPCORB epoch (150 days old), every orbit predicted, then the
+    footprint selection — the step as it was. After: the night's elements from the cache
+    (decoded once per container, so not timed per CCD), the close approachers integrated to
+    the exposure, two-body from the night, the footprint selection, then each prediction's σ
+    and radius from its U. Both on one core, several exposure times of the night, best of 3.
+    """
+    from astropy.table import Table
+
+    from alertprod.association import predicted_table, select_in_region
+    from alertprod.formats import ExposureInfo
+    from alertprod.orbits import predict_positions
+    from alertprod.pipeline import steps
+    from alertprod.pipeline.orbit_cache import OrbitCache
+
+    site = {"obs_lon_deg": -70.749417, "obs_lat_deg": -30.244639, "obs_height_m": 2663.0}
+    text = _catalog(N_PREDICT, NIGHT + 1.0 - 150, seed=3)
+    base = read_mpcorb(text)
+    apdb, staging = MemoryApdb(), MemoryBlobStore()
+    apdb.store_orbit_catalog(text)
+    report = run_refresh_inline(apdb, staging, night_mjd=NIGHT,
+                                config=RefreshConfig(chunk_orbits=N_PREDICT + 10))
+    assert report.status == "refreshed"
+    cache = OrbitCache(apdb)
+    times = NIGHT + np.array([0.55, 0.7, 0.85, 1.0])  # exposures across the night (TAI MJD)
+    eph0 = predict_positions(base, float(times[0]), **site)
+    ra0, dec0 = float(eph0.ra_deg[0]), float(eph0.dec_deg[0])
+    half = 0.5  # a 1° box: enough objects inside to exercise the per-object steps
+    corners = np.array([[ra0 - half, dec0 - half], [ra0 + half, dec0 - half],
+                        [ra0 + half, dec0 + half], [ra0 - half, dec0 + half]])
+
+    def before(t: float):
+        eph = predict_positions(base, t, **site)
+        ok = np.isfinite(eph.ra_deg) & np.isfinite(eph.dec_deg)
+        table = predicted_table(eph.select(ok))
+        keep = select_in_region(Table({"i": np.arange(len(table)), "ra": table["ra"],
+                                       "dec": table["dec"]}), corners, margin_arcsec=60.0)["i"]
+        return table[np.asarray(keep, int)]
+
+    def after(t: float):
+        info = ExposureInfo(1, 0, "r", t, 30.0)
+        return steps.predict_solar_system(cache.get(t), info, corners, margin_arcsec=60.0)[0]
+
+    after(float(times[0]))  # the container's one-time load of the night (measured above)
+    rows = []
+    for t in times:
+        old = best_of(lambda t=float(t): before(t), repeat=3)
+        new = best_of(lambda t=float(t): after(t), repeat=3)
+        assert new.result is not None and len(new.result) == len(old.result)
+        rows.append((float(t), len(new.result), old.cpu_s, new.cpu_s))
+    old_s = float(np.median([r[2] for r in rows]))
+    new_s = float(np.median([r[3] for r in rows]))
+    ratio = new_s / old_s
+    print(f"\nper-CCD asteroid prediction, {N_PREDICT} orbits, one core "
+          f"({rows[0][1]} in a 1° footprint):")
+    for t, n, o, w in rows:
+        print(f"  t = {t:.2f}: before {o * 1e3:.1f} ms, after {w * 1e3:.1f} ms ({n} in footprint)")
+    print(f"median: before {old_s * 1e3:.1f} ms, after {new_s * 1e3:.1f} ms, ratio {ratio:.2f} "
+          f"(10⁶ orbits: {old_s * 50:.1f} s → {new_s * 50:.1f} s)")
+    figures = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    figures["ccd_prediction"] = {"orbits": N_PREDICT, "before_cpu_seconds": old_s,
+                                 "after_cpu_seconds": new_s, "ratio_after_over_before": ratio,
+                                 "in_footprint": rows[0][1]}
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    assert ratio <= 1.25, "the nightly prediction must cost no more than before (noise allowed)"

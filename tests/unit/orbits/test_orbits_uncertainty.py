@@ -115,3 +115,22 @@ def test_a_refreshed_catalog_keeps_growing_its_uncertainty_from_the_observations
     assert fresh.epoch_mjd[0] == 61060.0
     assert orbit_reference_mjd(fresh).tolist() == [61043.0]
     assert uncertainty_parameter(fresh).tolist() == [0]
+
+
+def test_prediction_uncertainty_keeps_the_base_radius_for_blank_u_and_widens_for_stated_u():
+    from alertprod.orbits.uncertainty import prediction_uncertainty, u_is_stated
+
+    cat = read_mpcorb(CERES + "\n")
+    rows = [dataclasses.replace(cat, mpc_info=np.array([info])) for info in
+            ("  0 MPO1", "  2 MPO1", "  E MPO1", "", "  ")]
+    both = type(cat).concatenate(rows)
+    assert u_is_stated(both).tolist() == [True, True, True, False, False]
+    t = 61043.0 + 150.0  # five months after the last observation
+    unc = prediction_uncertainty(both, t, np.full(5, 2.8), np.full(5, 1.8), base_arcsec=1.0)
+    assert unc.u.tolist() == [0, 2, 9, -1, -1]
+    assert unc.radius_arcsec[0] == pytest.approx(1.0, abs=0.05)
+    assert 2.0 < unc.radius_arcsec[1] < 10.0
+    assert unc.radius_arcsec[2] == 10.0  # a letter: the cap
+    assert unc.radius_arcsec[3:].tolist() == [1.0, 1.0] and unc.sigma_arcsec[3:].tolist() == [0, 0]
+    with pytest.raises(OrbitError, match="r_au, delta_au"):
+        prediction_uncertainty(both, t, np.ones(4), np.ones(5))

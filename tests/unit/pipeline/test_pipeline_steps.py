@@ -163,3 +163,59 @@ def test_no_difference_image_or_no_known_object_means_no_forced_source(forced_sc
                                          processed_mjd_tai=T1)) == 0
     none = steps.forced_measurements(objects[:0], detected, corners, images, processed_mjd_tai=T1)
     assert len(none) == 0 and "snapDiffFlux" in none.colnames
+
+
+def _with_u(catalog, u_char: str, last_obs_mjd: float):
+    """The catalog with column 106 (U) set to ``u_char`` and its last observation at a date."""
+    import dataclasses
+    import datetime
+
+    day = datetime.date(1858, 11, 17) + datetime.timedelta(days=int(last_obs_mjd))
+    return dataclasses.replace(catalog, mpc_info=np.array([f"  {u_char} MPO1"]),
+                               last_obs=np.array([day.strftime("%Y%m%d")]))
+
+
+@pytest.mark.parametrize("u_char, claimed", [("2", True), (" ", False), ("0", False)])
+def test_uncertain_orbit_reaches_its_detection_beyond_one_arcsec_but_blank_u_keeps_the_rule(
+        sky, sky_sources, deployment, asteroid, u_char, claimed):
+    # U 2, last observed 150 days ago: σ ≈ 1.3″ along track, radius ≈ 4″; the detection is 3″
+    # off the prediction. A blank U states nothing and keeps 1″; U 0 is well known.
+    orbits = _with_u(asteroid, u_char, T1 - 150.0)
+    eph = predict_positions(orbits, T1, **SITE)
+    ara, adec = _offset(float(eph.ra_deg[0]), float(eph.dec_deg[0]), east_arcsec=3.0)
+    upload = deployment.validated(sky.upload(8, 0, T1, [(ara, adec, 5000.0, True),
+                                                         *sky_sources(2, seed=4)]))
+    sources = steps.prepare_sources(upload.catalog, processed_mjd_tai=T1)
+    predicted, _ = steps.predict_solar_system(orbits, upload.catalog.info,
+                                              upload.catalog.footprint_radec(), margin_arcsec=60.0)
+    radius = float(predicted["matchRadiusArcsec"][0])
+    if u_char == "2":
+        assert 3.5 < radius < 6.0
+        assert predicted["raErr"][0] * 3600 == pytest.approx(predicted["decErr"][0] * 3600)
+        assert 1.0 < predicted["raErr"][0] * 3600 < 2.0
+    else:
+        assert radius == pytest.approx(1.0, abs=0.05)
+    assoc = steps.associate_ccd(sources, _objects([], [], []), predicted, max_dist_arcsec=1.0)
+    assert bool(assoc.solar_system.matched[0]) == claimed
+    assert bool(assoc.new_object[0]) == (not claimed)
+    assert bool(sources["ssObjectId"][0] == int(orbits.ss_object_ids[0])) == claimed
+
+
+def test_within_a_widened_radius_the_asteroid_takes_its_own_detection_not_a_nearer_stranger(
+        sky, sky_sources, deployment, asteroid):
+    # U 5 at 150 days: radius at the 10″ cap, σ ≈ 7″. A DiaSource 2.5″ from the prediction and
+    # one 6″ away: both inside; the assignment is one-to-one, so the asteroid takes one of them
+    # and the other source goes on to DiaObject association (here: a new DiaObject).
+    orbits = _with_u(asteroid, "5", T1 - 150.0)
+    eph = predict_positions(orbits, T1, **SITE)
+    near = _offset(float(eph.ra_deg[0]), float(eph.dec_deg[0]), north_arcsec=2.5)
+    other = _offset(float(eph.ra_deg[0]), float(eph.dec_deg[0]), east_arcsec=-6.0)
+    upload = deployment.validated(sky.upload(8, 0, T1, [(*near, 5000.0, True),
+                                                         (*other, 5000.0, True)]))
+    sources = steps.prepare_sources(upload.catalog, processed_mjd_tai=T1)
+    predicted, _ = steps.predict_solar_system(orbits, upload.catalog.info,
+                                              upload.catalog.footprint_radec(), margin_arcsec=60.0)
+    assert float(predicted["matchRadiusArcsec"][0]) == pytest.approx(10.0)
+    assoc = steps.associate_ccd(sources, _objects([], [], []), predicted, max_dist_arcsec=1.0)
+    np.testing.assert_array_equal(assoc.solar_system.matched, [True, False])
+    np.testing.assert_array_equal(assoc.new_object, [False, True])

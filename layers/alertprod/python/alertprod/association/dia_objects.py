@@ -62,6 +62,16 @@ def _radec(table: Table, what: str) -> tuple[np.ndarray, np.ndarray]:
     return ra, dec
 
 
+def _target_radii(targets: Table, max_dist_arcsec: float, what: str) -> np.ndarray:
+    """Each target's association radius (arcsec): its ``matchRadiusArcsec``, else the default."""
+    if "matchRadiusArcsec" not in targets.colnames:
+        return np.full(len(targets), float(max_dist_arcsec))
+    radius = np.asarray(targets["matchRadiusArcsec"], dtype=float)
+    if not (np.isfinite(radius).all() and np.all(radius > 0)):
+        raise CatalogError(f"{what}: matchRadiusArcsec must be finite and > 0")
+    return radius
+
+
 def match_positions(sources: Table, targets: Table, *, max_dist_arcsec: float,
                     error_floor_arcsec: float = ERROR_FLOOR_ARCSEC,
                     active: np.ndarray | None = None, what: str = "objects"
@@ -87,13 +97,25 @@ def match_positions(sources: Table, targets: Table, *, max_dist_arcsec: float,
         −1 where unmatched.
     distance_arcsec, score : ndarray of float64, shape (n,)
         NaN where unmatched.
+
+    Notes
+    -----
+    A ``matchRadiusArcsec`` column in ``targets`` gives each target its own radius (arcsec,
+    finite, > 0), replacing ``max_dist_arcsec`` for that target: the solar-system step widens
+    the 1″ rule for orbits known to be uncertain (docs/solar-system.md, "Orbit uncertainty and
+    the match radius").
     """
     s_ra, s_dec = _radec(sources, "sources")
     t_ra, t_dec = _radec(targets, what)
     n_src, n_tgt = len(s_ra), len(t_ra)
+    radius = _target_radii(targets, max_dist_arcsec, what)
     src_rows = np.arange(n_src) if active is None else np.flatnonzero(active)
     cand = find_candidates(unit_vectors(s_ra[src_rows], s_dec[src_rows]),
-                           unit_vectors(t_ra, t_dec), max_dist_arcsec=max_dist_arcsec)
+                           unit_vectors(t_ra, t_dec),
+                           max_dist_arcsec=max(max_dist_arcsec, float(radius.max(initial=0.0))))
+    if "matchRadiusArcsec" in targets.colnames:
+        inside = cand.distance_arcsec <= radius[cand.object_index]
+        cand = type(cand)(*(np.asarray(f)[inside] for f in cand))
     si, oi = src_rows[cand.source_index], cand.object_index
     # Error ellipses and frames are only needed for the rows that have candidates.
     us, s_loc = np.unique(si, return_inverse=True)

@@ -19,8 +19,11 @@ association radius (docs/solar-system.md, "Orbit uncertainty and the match radiu
 - :func:`along_track_sigma_arcsec` — the along-track error at a given time, on the sky;
 - :func:`match_radius_arcsec` — the radius within which a DiaSource may be matched to its
   SSObject: 1″ for well-known orbits, growing with the predicted uncertainty, capped;
-- :func:`uncertainty_parameter`, :func:`orbit_reference_mjd` — U and the date of the last
-  observation (or the epoch) of the rows of an :class:`~alertprod.orbits.OrbitCatalog`.
+- :func:`uncertainty_parameter`, :func:`u_is_stated`, :func:`orbit_reference_mjd` — U, whether
+  it is stated, and the date of the last observation (or the epoch) of the rows of an
+  :class:`~alertprod.orbits.OrbitCatalog`;
+- :func:`prediction_uncertainty` — σ and radius of each prediction of a CCD, as the nightly
+  association uses them.
 
 The model is ours, not the MPC's: the runoff is read as a realistic 1-σ error of the mean
 longitude that grows linearly away from the epoch of the orbit determination (a period error
@@ -31,14 +34,16 @@ its orbit errors from (:mod:`alertprod.sky.orbit_errors`).
 from __future__ import annotations
 
 import datetime as _dt
+from typing import NamedTuple
 
 import numpy as np
 
 from alertprod.errors import OrbitError
 from alertprod.orbits.catalog import OrbitCatalog
 
-__all__ = ["DECADE_DAYS", "RUNOFF_STEP", "U_MAX", "along_track_sigma_arcsec",
-           "match_radius_arcsec", "orbit_reference_mjd", "runoff_arcsec_per_decade",
+__all__ = ["DECADE_DAYS", "RUNOFF_STEP", "U_MAX", "PredictionUncertainty",
+           "along_track_sigma_arcsec", "match_radius_arcsec", "orbit_reference_mjd",
+           "prediction_uncertainty", "runoff_arcsec_per_decade", "u_is_stated",
            "uncertainty_parameter"]
 
 #: Largest U; also what an unknown U (blank or a letter in column 106) is taken as.
@@ -177,7 +182,8 @@ def uncertainty_parameter(catalog: OrbitCatalog) -> np.ndarray:
     """U of each row (MPCORB.DAT column 106, kept in ``mpc_info``); unknown ones as 9.
 
     Blank, missing or lettered U (the MPC writes ``E`` for an assumed eccentricity, ``D``/``F``
-    for doubtful or failed orbits) is taken as :data:`U_MAX`: the widest radius.
+    for doubtful or failed orbits) is taken as :data:`U_MAX`: the widest radius. Association
+    tells a blank U apart (:func:`u_is_stated`) and keeps the 1″ rule for it.
     """
     if not isinstance(catalog, OrbitCatalog):
         raise OrbitError(f"catalog: expected OrbitCatalog, got {type(catalog).__name__}")
@@ -187,6 +193,75 @@ def uncertainty_parameter(catalog: OrbitCatalog) -> np.ndarray:
     out = np.full(len(catalog), U_MAX, dtype=int)
     out[known] = digit[known].astype(int)
     return out
+
+
+def u_is_stated(catalog: OrbitCatalog) -> np.ndarray:
+    """Whether each row states an uncertainty in column 106 (a digit or a letter; not blank).
+
+    A blank U says nothing about the orbit (catalogs other than the MPC's, or hand-made
+    lines, leave it empty), so association keeps the 1″ rule for it
+    (:func:`prediction_uncertainty`) rather than widening to the cap.
+    """
+    if not isinstance(catalog, OrbitCatalog):
+        raise OrbitError(f"catalog: expected OrbitCatalog, got {type(catalog).__name__}")
+    info = np.char.ljust(catalog.mpc_info.astype(str), 3)
+    return np.array([s[2] != " " for s in info.tolist()], dtype=bool)
+
+
+class PredictionUncertainty(NamedTuple):
+    """Uncertainty of predicted positions from their orbits, one entry per prediction (n).
+
+    Attributes
+    ----------
+    sigma_arcsec : ndarray of float, shape (n,)
+        1-σ along-track error on the sky (:func:`along_track_sigma_arcsec`); 0 where U is blank.
+    radius_arcsec : ndarray of float, shape (n,)
+        Association radius (:func:`match_radius_arcsec`); the base radius where U is blank.
+    u : ndarray of int, shape (n,)
+        U used (:func:`uncertainty_parameter`; −1 where blank).
+    """
+
+    sigma_arcsec: np.ndarray
+    radius_arcsec: np.ndarray
+    u: np.ndarray
+
+
+def prediction_uncertainty(catalog: OrbitCatalog, mjd_tai: float, r_au, delta_au, *,
+                           base_arcsec: float = BASE_RADIUS_ARCSEC, n_sigma: float = 3.0,
+                           cap_arcsec: float = CAP_RADIUS_ARCSEC) -> PredictionUncertainty:
+    """Along-track error and association radius of each row's prediction at ``mjd_tai``.
+
+    Parameters
+    ----------
+    catalog : OrbitCatalog, n rows
+        The orbits predicted (the same rows, in the same order, as ``r_au``/``delta_au``).
+    mjd_tai : float
+        Time of the prediction (MJD; the day-level timescale difference is immaterial here).
+    r_au, delta_au : ndarray of float, shape (n,)
+        Heliocentric and topocentric distances of the predictions (``Ephemeris`` fields).
+    base_arcsec, n_sigma, cap_arcsec : float, keyword-only
+        As :func:`match_radius_arcsec`; ``base_arcsec`` is the pipeline's radius for a
+        perfectly known orbit (``PipelineConfig.max_dist_arcsec``).
+
+    Notes
+    -----
+    Rows with a blank U keep ``base_arcsec`` and a zero σ (:func:`u_is_stated`); a letter
+    (``E``, ``D``, ``F``: assumed eccentricity, doubtful or failed orbits) is taken as U 9.
+    """
+    stated = u_is_stated(catalog)
+    u = uncertainty_parameter(catalog)
+    dt = float(mjd_tai) - orbit_reference_mjd(catalog)
+    r = np.asarray(r_au, dtype=float)
+    delta = np.asarray(delta_au, dtype=float)
+    if r.shape != (len(catalog),) or delta.shape != r.shape:
+        raise OrbitError(f"r_au, delta_au: expected shape ({len(catalog)},), got {r.shape}, "
+                         f"{delta.shape}")
+    sigma = along_track_sigma_arcsec(u, dt, r_au=r, delta_au=delta)
+    radius = match_radius_arcsec(u, dt, r_au=r, delta_au=delta, base_arcsec=base_arcsec,
+                                 n_sigma=n_sigma, cap_arcsec=cap_arcsec)
+    return PredictionUncertainty(np.where(stated, sigma, 0.0),
+                                 np.where(stated, radius, base_arcsec),
+                                 np.where(stated, u, -1))
 
 
 def orbit_reference_mjd(catalog: OrbitCatalog) -> np.ndarray:

@@ -31,6 +31,12 @@ class PipelineConfig:
         Add ``cutoutScience`` (the seed says alerts carry none by default).
     sso_margin_arcsec : float
         Padding of the footprint when selecting predicted asteroid positions.
+    sso_radius_n_sigma : float
+        An SSObject's radius widens beyond ``max_dist_arcsec`` by this many of its predicted
+        position's 1-σ errors, from the orbit's uncertainty parameter U
+        (:func:`alertprod.orbits.uncertainty.prediction_uncertainty`; docs/solar-system.md).
+    sso_radius_cap_arcsec : float
+        Largest SSObject radius, however uncertain the orbit.
     """
 
     max_dist_arcsec: float = 1.0
@@ -41,3 +47,5 @@ class PipelineConfig:
     cutout_size_pix: int | None = None
     include_science_cutout: bool = False
     sso_margin_arcsec: float = 60.0
+    sso_radius_n_sigma: float = 3.0
+    sso_radius_cap_arcsec: float = 10.0

@@ -14,6 +14,7 @@ from astropy.table import Table
 from alertprod.association import associate_sources, predicted_table, select_in_region
 from alertprod.formats import DiaSourceCatalog, ExposureInfo
 from alertprod.orbits import OrbitCatalog, predict_positions, ss_source_records
+from alertprod.orbits.uncertainty import prediction_uncertainty
 from alertprod.photometry.dia_forced import VisitImages, dia_forced_rows, empty_dia_forced
 
 __all__ = [
@@ -45,21 +46,29 @@ def prepare_sources(catalog: DiaSourceCatalog, *, processed_mjd_tai: float) -> T
 
 
 def predict_solar_system(orbits: OrbitCatalog | None, info: ExposureInfo, corners_radec: np.ndarray, *,
-                         margin_arcsec: float):
+                         margin_arcsec: float, base_radius_arcsec: float = 1.0,
+                         radius_n_sigma: float = 3.0, radius_cap_arcsec: float = 10.0):
     """Predicted topocentric positions of the known asteroids inside the padded footprint.
+
+    Each prediction carries the error its orbit's uncertainty implies (``raErr``/``decErr``,
+    deg: the along-track σ taken as circular) and its association radius
+    (``matchRadiusArcsec``: ``base_radius_arcsec`` for well-known orbits and blank U, widened
+    by ``radius_n_sigma`` σ up to ``radius_cap_arcsec``;
+    :func:`alertprod.orbits.uncertainty.prediction_uncertainty`).
 
     Returns
     -------
     (Table or None, Ephemeris or None)
-        ``predicted_table`` rows (``ssObjectId``, ``ra``, ``dec``, ...) of the objects in the
-        footprint, and their ephemeris (for SSSource rows); None when no orbit is known.
+        ``predicted_table`` rows (``ssObjectId``, ``ra``, ``dec``, ``raErr``, ``decErr``,
+        ``matchRadiusArcsec``) of the objects in the footprint, and their ephemeris (for
+        SSSource rows); None when no orbit is known.
     """
     if orbits is None or len(orbits) == 0:
         return None, None
     eph = predict_positions(orbits, info.mjd_mid_tai, obs_lon_deg=info.obs_lon_deg,
                             obs_lat_deg=info.obs_lat_deg, obs_height_m=info.obs_height_m)
-    ok = np.isfinite(eph.ra_deg) & np.isfinite(eph.dec_deg)
-    eph = eph.select(ok)
+    finite = np.flatnonzero(np.isfinite(eph.ra_deg) & np.isfinite(eph.dec_deg))
+    eph = eph.select(finite)
     table = predicted_table(eph)
     if len(table) == 0:
         return None, None
@@ -68,7 +77,13 @@ def predict_solar_system(orbits: OrbitCatalog | None, info: ExposureInfo, corner
     idx = np.asarray(keep, dtype=int)
     if idx.size == 0:
         return None, None
-    return table[idx], eph.select(idx)
+    eph, table = eph.select(idx), table[idx]
+    unc = prediction_uncertainty(orbits[finite[idx]], info.mjd_mid_tai, eph.r_au, eph.delta_au,
+                                 base_arcsec=base_radius_arcsec, n_sigma=radius_n_sigma,
+                                 cap_arcsec=radius_cap_arcsec)
+    table["raErr"] = table["decErr"] = unc.sigma_arcsec / 3600.0
+    table["matchRadiusArcsec"] = unc.radius_arcsec
+    return table, eph
 
 
 def associate_ccd(sources: Table, objects: Table, predicted: Table | None, *, max_dist_arcsec: float):

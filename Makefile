@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test bench lint scan clean venv
+.PHONY: demo test bench lint scan clean venv browser
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -15,10 +15,20 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Page tests drive the distribution's Chromium through Playwright (Playwright's own browser
+# download is not used). Installed once with apt-get when missing; CHROMIUM names another one.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@test -x "$(CHROMIUM)" || command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the page tests"; \
+	  $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; }; }
+
 demo: $(STAMP)
 	$(BIN)/alertprod demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -m 'not bench' $(PYTEST_ARGS)
 
 bench: $(STAMP)

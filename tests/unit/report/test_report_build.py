@@ -6,13 +6,13 @@ import io
 import json
 import re
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
+from browser import chromium_browser
 from matplotlib.image import imread
 
 from alertprod.alerts import build_alert, write_alert_container
@@ -209,16 +209,23 @@ def test_report_rejects_a_missing_directory_and_negative_max_alerts(tmp_path):
         build_report(tmp_path, max_alerts=-1)
 
 
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no headless chromium")
 def test_report_index_renders_in_a_headless_browser(built, tmp_path):
     shot = tmp_path / "index.png"
-    subprocess.run(
-        ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--screenshot={shot}", "--window-size=1280,1600", built.as_uri()],
-        check=False, capture_output=True, timeout=60)
-    if not shot.exists():
-        pytest.skip("chromium produced no screenshot here")
+    with chromium_browser() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        page.goto(built.as_uri())
+        page.wait_for_load_state("load")
+        broken = page.evaluate(
+            "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
+            ".map(i => i.getAttribute('src'))")
+        assert broken == []  # every plot and cutout loads
+        assert page.locator("h1").first.inner_text().strip()
+        page.screenshot(path=str(shot))
+        alert_links = page.locator("a[href^='alerts/']")
+        assert alert_links.count() > 0
+        alert_links.first.click()
+        page.wait_for_load_state("load")
+        assert page.evaluate("Array.from(document.images).every(i => i.naturalWidth > 0)")
     image = imread(shot)
     assert image.shape[:2] == (1600, 1280)
     assert image[..., :3].std() > 0.05  # not a blank page

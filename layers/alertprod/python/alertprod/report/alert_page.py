@@ -65,7 +65,7 @@ def _cutouts_html(alert: Mapping[str, Any], sid: int, img_dir: Path) -> str:
         save_cutout(image, img_dir / name)
         ny, nx = image.shape
         figures.append(f'<figure><img src="../img/alerts/{esc(name)}" alt="{esc(label)} cutout">'
-                       f"<figcaption>{esc(label)} ({nx}\u00d7{ny} px, zscale, asinh)</figcaption></figure>")
+                       f"<figcaption>{esc(label)} ({nx}\u00d7{ny} px, asinh from the noise to the peak)</figcaption></figure>")
     return f'<div class="cutouts">{"".join(figures)}</div>'
 
 

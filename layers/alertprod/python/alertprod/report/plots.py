@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval
+from astropy.visualization import AsinhStretch, ImageNormalize
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from alertprod.report.data import AlertRow
 
@@ -31,7 +31,10 @@ __all__ = [
     "plot_ccd_seconds",
     "plot_stage_seconds",
     "plot_dynamodb_requests",
+    "NO_DATA_COLOR",
+    "cutout_display",
     "save_cutout",
+    "light_curve_xlim",
     "plot_light_curve",
 ]
 
@@ -279,27 +282,63 @@ def plot_dynamodb_requests(per_ccd: Sequence[Mapping[str, Any]], path: Path) -> 
     return _save(fig, path)
 
 
-def save_cutout(image: np.ndarray, path: Path) -> Path:
-    """Write a cutout as a grey PNG, one pixel per pixel, zscale limits and an asinh stretch.
+#: Colour of cutout pixels without data (off the detector, NaN): apart from any grey level.
+NO_DATA_COLOR = "#4a6fa5"
 
-    Parameters
-    ----------
-    image : numpy.ndarray, shape (ny, nx)
-        Pixel values (NaN allowed); row 0 is the bottom of the image, as in FITS.
-    path : Path
-        PNG to write.
+
+def cutout_display(image: np.ndarray) -> np.ma.MaskedArray:
+    """Display levels in [0, 1] of a cutout: noise visible, a bright core not clipped.
+
+    σ is the noise (from the median absolute deviation, so sources do not inflate it). When
+    nothing lies below the median by more than 5σ, levels run from the median less 2σ to the
+    brightest pixel with an asinh stretch linear over ~3σ: the background shows its noise and
+    a source of any brightness keeps its profile (zscale limits, tuned to the background, made
+    bright sources a flat white disc). When something does (a negative source on a difference
+    image), the stretch is the same asinh on both sides of the median, which is drawn mid-grey:
+    negative sources go dark with their profile, positive ones bright. Pixels without data are
+    masked.
     """
     data = np.asarray(image, dtype=float)
     finite = np.isfinite(data)
     if not finite.any():
-        scaled = np.zeros_like(data)
-    else:
-        filled = np.where(finite, data, np.nanmedian(data[finite]))
-        norm = ImageNormalize(filled, interval=ZScaleInterval(), stretch=AsinhStretch(0.1), clip=True)
-        scaled = np.ma.filled(norm(filled), 0.0)
+        return np.ma.masked_all(data.shape)
+    values = data[finite]
+    median = float(np.median(values))
+    sigma = 1.4826 * float(np.median(np.abs(values - median)))
+    lo, hi = median - 2.0 * sigma, float(values.max())
+    if not hi > lo:
+        return np.ma.MaskedArray(np.full(data.shape, 0.5), mask=~finite)
+    filled = np.where(finite, data, median)
+    if float(values.min()) < median - 5.0 * sigma:
+        # Symmetric asinh about the median, written out: astropy's stretches start at the
+        # lower limit, and a difference image needs its zero in the middle.
+        reach = max(hi - median, median - float(values.min()))
+        soft = max(3.0 * sigma, 1e-4 * reach)
+        scaled = 0.5 + 0.5 * np.arcsinh((filled - median) / soft) / np.arcsinh(reach / soft)
+        return np.ma.MaskedArray(np.clip(scaled, 0.0, 1.0), mask=~finite)
+    linear = float(np.clip(3.0 * sigma / (hi - lo), 1e-4, 1.0)) if sigma > 0 else 0.1
+    norm = ImageNormalize(vmin=lo, vmax=hi, stretch=AsinhStretch(linear), clip=True)
+    scaled = np.asarray(np.ma.filled(norm(filled), 0.0), dtype=float)
+    return np.ma.MaskedArray(scaled, mask=~finite)
+
+
+def save_cutout(image: np.ndarray, path: Path) -> Path:
+    """Write a cutout as a grey PNG, one pixel per pixel (levels: :func:`cutout_display`).
+
+    Parameters
+    ----------
+    image : numpy.ndarray, shape (ny, nx)
+        Pixel values (NaN allowed: drawn in :data:`NO_DATA_COLOR`); row 0 is the bottom of the
+        image, as in FITS.
+    path : Path
+        PNG to write.
+    """
+    shown = cutout_display(image)
+    cmap = colormaps["gray"].with_extremes(bad=NO_DATA_COLOR)
+    rgba = cmap(shown)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    imsave(path, scaled, cmap="gray", vmin=0.0, vmax=1.0, origin="lower")
+    imsave(path, rgba, origin="lower")
     return path
 
 
@@ -313,6 +352,21 @@ def _points(records: Sequence[Mapping[str, Any]] | None) -> tuple[np.ndarray, ..
                    dtype=float)
     band = np.array([str(r.get("band") or "") for r in recs], dtype=object)
     return mjd, flux, err, band
+
+
+def light_curve_xlim(mjd: np.ndarray, *, min_span_days: float = 2.0) -> tuple[float, float]:
+    """Time axis of a light curve: the points' span plus 5 %, at least ``min_span_days`` wide.
+
+    Matplotlib's automatic limits around a single point widen by a fraction of the value
+    itself, which for an MJD of 60,000 is thousands of days of empty axis.
+    """
+    t = np.asarray(mjd, dtype=float)
+    t = t[np.isfinite(t)]
+    if t.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(t.min()), float(t.max())
+    pad = max(0.05 * (hi - lo), 0.5 * max(min_span_days - (hi - lo), 0.0))
+    return lo - pad, hi + pad
 
 
 def plot_light_curve(alert: Mapping[str, Any], path: Path) -> Path:
@@ -329,7 +383,7 @@ def plot_light_curve(alert: Mapping[str, Any], path: Path) -> Path:
     path : Path
         PNG to write.
     """
-    fig = _figure(8.0, 3.6, margins=(0.1, 0.83, 0.14, 0.97))
+    fig = _figure(8.0, 3.6, margins=(0.13, 0.83, 0.14, 0.97))
     ax = fig.add_subplot()
     this = alert.get("diaSource") or {}
     det = _points(list(alert.get("prvDiaSources") or []) + [this])
@@ -366,6 +420,8 @@ def plot_light_curve(alert: Mapping[str, Any], path: Path) -> Path:
         handles.append(Line2D([], [], color="k", marker="o", mfc="none", ms=11, ls="",
                               label="this alert"))
     ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set_xlim(*light_curve_xlim(np.concatenate([det[0], forced[0]])))
+    ax.xaxis.set_major_locator(MaxNLocator(6))
     ax.set_xlabel("MJD (TAI)")
     ax.set_ylabel("PSF flux on difference [nJy]")
     ax.ticklabel_format(axis="x", useOffset=False)

@@ -13,6 +13,12 @@ from alertprod.imaging.psf import (
     shift_psf,
     validate_psf,
 )
+from alertprod.imaging.recreate import (
+    RecreationTile,
+    recreate_difference,
+    recreation_tiles,
+    recreation_windows,
+)
 
 __all__ = [
     "PsfCentroid",
@@ -26,6 +32,10 @@ __all__ = [
     "psf_fwhm_pix",
     "psf_stamps",
     "read_cutout",
+    "RecreationTile",
+    "recreate_difference",
+    "recreation_tiles",
+    "recreation_windows",
     "shift_psf",
     "validate_psf",
 ]

@@ -12,6 +12,7 @@ from alertprod.photometry.positions import (
     fit_psf_positions,
     refine_positions,
 )
+from alertprod.photometry.recreated import measure_recreated, sky_recreation_windows
 
 __all__ = [
     "ForcedFlag",
@@ -21,5 +22,7 @@ __all__ = [
     "fit_psf_positions",
     "forced_photometry_exposure",
     "forced_psf_photometry",
+    "measure_recreated",
     "refine_positions",
+    "sky_recreation_windows",
 ]

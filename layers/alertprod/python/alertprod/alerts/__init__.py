@@ -5,6 +5,7 @@
 - :mod:`~alertprod.alerts.serialize`  Confluent-framed Avro packets and Avro container files
 - :mod:`~alertprod.alerts.publish`    archive + SNS publishing with claim-check (:class:`AlertPublisher`)
 - :mod:`~alertprod.alerts.client`     the consumer client (:class:`AlertConsumer`)
+- :mod:`~alertprod.alerts.voevent`    one VOEvent 2.0 document per alert (:func:`voevent_bytes`)
 - :mod:`~alertprod.alerts.examples`   realistic example rows, cutouts and alerts
 
 See docs/alerts.md.
@@ -39,6 +40,7 @@ from alertprod.alerts.serialize import (
     unframe,
     write_alert_container,
 )
+from alertprod.alerts.voevent import VOEventConfig, alert_voevent, voevent_bytes, voevent_ivorn
 
 __all__ = [
     "PreparedAlert",
@@ -68,4 +70,8 @@ __all__ = [
     "unframe",
     "validate_alert",
     "write_alert_container",
+    "VOEventConfig",
+    "alert_voevent",
+    "voevent_bytes",
+    "voevent_ivorn",
 ]

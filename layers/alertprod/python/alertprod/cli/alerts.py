@@ -1,4 +1,5 @@
-"""``alertprod alerts``: watch the alert stream (``tail``) and read alert files (``show``).
+"""``alertprod alerts``: watch the alert stream (``tail``), read alert files (``show``), write them
+as VOEvent 2.0 documents (``voevent``) and send those to a VOEvent broker (``vtp-send``).
 
 ``alertprod alerts tail`` subscribes a private queue to the alert topic — on the endpoint in
 ``AWS_ENDPOINT_URL`` (the embedded stack) or on AWS — and prints one line per alert, or one JSON
@@ -19,7 +20,8 @@ from typing import Any
 
 from alertprod.alerts.client import AlertConsumer
 from alertprod.alerts.serialize import deserialize_alert, read_alert_container
-from alertprod.errors import AlertprodError
+from alertprod.alerts.voevent import VOEventConfig, voevent_bytes
+from alertprod.errors import AlertprodError, AlertSchemaError
 
 __all__ = ["register", "summary_line", "alert_json"]
 
@@ -102,12 +104,22 @@ def _tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_alerts(path: str) -> list[dict[str, Any]]:
+    """The alerts of one file: an Avro container file or a single framed packet."""
+    data = Path(path).read_bytes()
+    if data[:1] == b"\x00":
+        return [deserialize_alert(data)]
+    try:
+        return list(read_alert_container(data))
+    except (ValueError, EOFError, TypeError) as exc:   # a corrupt block past the header
+        raise AlertSchemaError(f"corrupt Avro container file: {exc}") from exc
+
+
 def _show(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
-        data = Path(path).read_bytes()
         try:
-            records = [deserialize_alert(data)] if data[:1] == b"\x00" else list(read_alert_container(data))
+            records = _read_alerts(path)
         except AlertprodError as exc:
             print(f"{path}: {exc}", file=sys.stderr)
             status = 1
@@ -117,9 +129,57 @@ def _show(args: argparse.Namespace) -> int:
     return status
 
 
+def _voevent(args: argparse.Namespace) -> int:
+    try:
+        config = VOEventConfig(authority=args.authority, resource=args.resource, role=args.role,
+                               contact_name=args.contact_name, contact_email=args.contact_email,
+                               alert_url_template=args.alert_url_template)
+    except AlertprodError as exc:
+        print(f"alertprod alerts voevent: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    status, written = 0, 0
+    for path in args.files:
+        try:
+            for alert in _read_alerts(path):
+                document = voevent_bytes(alert, config=config)
+                (out / f"{int(alert['diaSourceId'])}.xml").write_bytes(document)
+                written += 1
+        except (AlertprodError, OSError) as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            status = 1
+    print(f"{written} VOEvent documents written to {out}", file=sys.stderr)
+    return status
+
+
+def _vtp_send(args: argparse.Namespace) -> int:
+    from alertprod.delivery.vtp import VtpClient, VtpConfig, parse_broker_address
+
+    try:
+        host, port = parse_broker_address(args.broker)
+        config = VtpConfig(local_ivorn=args.local_ivorn, response_timeout_s=args.timeout_s,
+                           connect_timeout_s=min(args.timeout_s, 10.0),
+                           max_attempts=args.attempts)
+        documents = [Path(p).read_bytes() for p in args.files]
+        with VtpClient(host, port, config=config) as client:
+            report = client.send(documents)
+    except (AlertprodError, OSError) as exc:
+        print(f"alertprod alerts vtp-send: {exc}", file=sys.stderr)
+        return 2
+    for ivorn in report.acked:
+        print(f"ack  {ivorn}")
+    for ivorn, reason in report.naked.items():
+        print(f"nak  {ivorn}  {reason}")
+    for ivorn, reason in report.failed.items():
+        print(f"fail {ivorn}  {reason}")
+    return 0 if report.all_acked else 1
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``alerts tail`` and ``alerts show`` to the ``alertprod`` parser."""
-    parser = subparsers.add_parser("alerts", help="watch the alert stream, read alert files",
+    """Add ``alerts tail``, ``show``, ``voevent`` and ``vtp-send`` to the ``alertprod`` parser."""
+    parser = subparsers.add_parser("alerts", help="watch the alert stream, read alert files, "
+                                   "write and send VOEvents",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND")
     sub.required = True
@@ -144,3 +204,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("files", nargs="+", help="Avro container files (archive, replay export) or framed packets")
     show.add_argument("--json", action="store_true", help="one JSON document per alert (cutouts as sizes)")
     show.set_defaults(func=_show)
+
+    voevent = sub.add_parser(
+        "voevent", help="write one VOEvent 2.0 document per alert (DIR/<diaSourceId>.xml)",
+        description="Write one VOEvent 2.0 document per alert of the given files (Avro container "
+        "files as a replay exports them, or framed packets) to DIR/<diaSourceId>.xml. The ivorn "
+        "is ivo://AUTHORITY/RESOURCE#<diaSourceId>; see docs/voevent.md.")
+    voevent.add_argument("files", nargs="+", metavar="FILE",
+                         help="Avro container files (archive, replay export) or framed packets")
+    voevent.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
+    voevent.add_argument("--authority", default=VOEventConfig.authority,
+                         help=f"IVOA naming authority of the ivorns (default {VOEventConfig.authority})")
+    voevent.add_argument("--resource", default=VOEventConfig.resource,
+                         help=f"resource key of the ivorns (default {VOEventConfig.resource})")
+    voevent.add_argument("--role", default="observation",
+                         choices=("observation", "test", "utility", "prediction"),
+                         help="VOEvent role (default observation)")
+    voevent.add_argument("--contact-name", default="", help="Who/Author/contactName")
+    voevent.add_argument("--contact-email", default="", help="Who/Author/contactEmail")
+    voevent.add_argument("--alert-url-template", default=None, metavar="TEMPLATE",
+                         help="add a Reference to the full packet, e.g. "
+                         "'https://alerts.example.org/{visit:08d}/{detector:03d}/{diaSourceId}.avro'")
+    voevent.set_defaults(func=_voevent)
+
+    send = sub.add_parser(
+        "vtp-send", help="send VOEvent documents to a broker (VOEvent Transport Protocol)",
+        description="Send VOEvent XML files to a broker's VTP port, one ack or nak per event; "
+        "prints 'ack|nak|fail IVORN [reason]' per event; exit 0 when every event was acked, 1 "
+        "otherwise, 2 on bad arguments or unreadable files.")
+    send.add_argument("files", nargs="+", metavar="XML", help="VOEvent documents")
+    send.add_argument("--broker", required=True, metavar="HOST:PORT", help="broker (port default 8098)")
+    send.add_argument("--local-ivorn", default="ivo://alertprod.invalid/alertprod",
+                      help="our identity in iamalive replies")
+    send.add_argument("--timeout-s", type=float, default=20.0, help="time for each ack, s (default 20)")
+    send.add_argument("--attempts", type=int, default=3, help="tries per event (default 3)")
+    send.set_defaults(func=_vtp_send)

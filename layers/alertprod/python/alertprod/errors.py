@@ -20,6 +20,7 @@ __all__ = [
     "PrecoveryError",
     "NotFoundError",
     "EventError",
+    "FilterError",
 ]
 
 
@@ -88,3 +89,32 @@ class NotFoundError(StorageError):
 
 class EventError(AlertprodError):
     """A function received an event it cannot interpret (not an S3 notification, bad shape)."""
+
+
+class FilterError(AlertprodError):
+    """A user's alert filter is refused: bad syntax, unknown field or function, wrong type, over a limit.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, naming the offending token.
+    position : int
+        0-based character offset of the offending token in the filter text.
+    token : str
+        The offending token as written (``""`` for the end of the expression).
+    """
+
+    def __init__(self, message: str, *, position: int, token: str):
+        shown = token if len(token) <= 40 else token[:37] + "..."
+        where = "end of expression" if token == "" else repr(shown)
+        super().__init__(f"{message} (position {position}: {where})")
+        self.message = message
+        self.position = position
+        self.token = token
+
+    def __reduce__(self):  # keyword-only arguments: pickle (multiprocessing, caches) needs help
+        return _filter_error, (self.message, self.position, self.token)
+
+
+def _filter_error(message: str, position: int, token: str) -> FilterError:
+    return FilterError(message, position=position, token=token)

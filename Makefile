@@ -33,7 +33,8 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python -m pytest tests/benchmarks -m bench -s -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/benchmarks -m bench -s -p no:cacheprovider $(PYTEST_ARGS); \
+	status=$$?; $(BIN)/python tests/benchmarks/summary.py; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check layers functions tests

@@ -27,7 +27,9 @@ from alertprod.apdb import PREV_VALIDITY_COLUMN
 from alertprod.apdb.export import EXPORT_ORDER, EXPORT_TABLES
 from alertprod.apdb.schema import columns
 from alertprod.apdb.testing import make_ccd_writes, make_objects
+from alertprod.archive import ARCHIVE_INDEX_ORDER
 from alertprod.errors import CatalogError, NotFoundError
+from alertprod.pixelization import pixel_of, pixels_covering
 
 __all__ = ["ApdbServicesContract"]
 
@@ -147,6 +149,52 @@ class ApdbServicesContract(Level1Contract):
         apdb.index_exposure(1, 5, "r", 60000.1, square, ["science", "template"])
         found = apdb.find_exposures(10.1, 0.1, 59990.0, 60100.0)
         assert list(found["kinds"]) == ["science,template"]
+
+    # -- long-term archive index --------------------------------------------------------------
+    def test_archived_images_are_found_by_cell_and_time_for_years(self, level1):
+        apdb = level1.apdb
+        square = np.array([[10.0, 0.0], [10.05, 0.0], [10.05, 0.05], [10.0, 0.05]])
+        cell = int(pixel_of(10.025, 0.025, order=ARCHIVE_INDEX_ORDER))
+        apdb.index_archived_exposure(1, 5, "science", "r", 60000.1, square)
+        apdb.index_archived_exposure(1, 5, "template", "r", 60000.1, square)
+        apdb.index_archived_exposure(2, 5, "science", "g", 63650.9, square)  # ten years later
+        apdb.index_archived_exposure(3, 6, "science", "r", 60000.2, square + [1.0, 0.0])
+        found = apdb.find_archived_exposures([cell], 59990.0, 63700.0)
+        assert list(zip(found["visit"], found["kind"], found["band"], strict=True)) == [
+            (1, "science", "r"), (1, "template", "r"), (2, "science", "g")]
+        assert found["corners"].shape == (3, 4, 2) and np.allclose(found["corners"][0], square)
+        assert np.allclose(found["midpointMjdTai"], [60000.1, 60000.1, 63650.9])
+        assert list(apdb.find_archived_exposures([cell], 60000.1, 63650.9)["visit"]) == [1, 1]
+        assert len(apdb.find_archived_exposures([cell], 60000.2, 60001.0)) == 0  # start inclusive only
+        assert len(apdb.find_archived_exposures([], 59990.0, 63700.0)) == 0
+
+    def test_an_archived_image_is_listed_once_however_often_and_wherever_indexed(self, level1):
+        apdb = level1.apdb
+        # a footprint over several order-9 cells, indexed three times (redelivered messages)
+        big = np.array([[20.0, 0.0], [20.25, 0.0], [20.25, 0.25], [20.0, 0.25]])
+        for _ in range(3):
+            apdb.index_archived_exposure(4, 7, "science", "i", 60100.5, big)
+        cells = pixels_covering(big, order=ARCHIVE_INDEX_ORDER)
+        assert len(cells) > 4
+        found = apdb.find_archived_exposures(cells, 60100.0, 60101.0)
+        assert list(zip(found["visit"], found["detector"], found["kind"], strict=True)) == [
+            (4, 7, "science")]
+
+    def test_archive_index_refuses_bad_arguments_before_writing(self, level1):
+        apdb = level1.apdb
+        square = np.array([[10.0, 0.0], [10.05, 0.0], [10.05, 0.05], [10.0, 0.05]])
+        with pytest.raises(ValueError, match="kind"):
+            apdb.index_archived_exposure(1, 1, "difference", "r", T0, square)
+        with pytest.raises(ValueError, match="band"):
+            apdb.index_archived_exposure(1, 1, "science", "q", T0, square)
+        with pytest.raises(ValueError, match="corners_radec"):
+            apdb.index_archived_exposure(1, 1, "science", "r", T0, np.zeros((2, 2)))
+        with pytest.raises(ValueError, match="mjd_end"):
+            apdb.find_archived_exposures([1], T1, T0)
+        with pytest.raises(ValueError, match="pixels"):
+            apdb.find_archived_exposures([1.5], T0, T1)
+        cell = int(pixel_of(10.025, 0.025, order=ARCHIVE_INDEX_ORDER))
+        assert len(apdb.find_archived_exposures([cell], T0 - 1, T1 + 1)) == 0
 
     # -- precovery runs ------------------------------------------------------------------------
     def test_precovery_run_counts_each_unit_once_and_finalizes_once(self, level1):

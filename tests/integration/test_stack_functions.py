@@ -113,6 +113,36 @@ def test_failing_message_reaches_the_dlq_after_three_receives_and_nothing_else_i
                                         Key="quarantine/00000002/007.json")["ContentLength"] > 0
 
 
+def test_science_and_template_uploads_are_archived_off_the_upload_path(stack, upload_factory):
+    from alertprod.apdb import DynamoApdb
+    from alertprod.archive import archive_key, find_archived_at
+    from alertprod.formats import image_key, read_exposure
+
+    s3, res = stack.clients.s3, stack.resources
+    _, imgs = upload_factory(visit=31, detector=4, mjd=61474.1)
+    for kind, data in imgs.items():
+        s3.put_object(Bucket=res.image_bucket, Key=image_key(31, 4, kind), Body=data)
+    s3.put_object(Bucket=res.image_bucket, Key=image_key(32, 4, "science"), Body=b"not FITS")
+    stack.run_until_idle(timeout_s=60)
+    delivered = [json.loads(r["body"]) for r in _messages_delivered(stack, "ArchiveFunction")]
+    keys = sorted(unquote_plus(rec["s3"]["object"]["key"]) for b in delivered for rec in b.get("Records", []))
+    # the notification filter sends science and template images only
+    assert keys == [image_key(31, 4, "science"), image_key(31, 4, "template"), image_key(32, 4, "science")]
+    assert res.archive_bucket == stack.physical_id("ArchiveBucket")
+    archived = read_exposure(s3.get_object(Bucket=res.archive_bucket,
+                                           Key=archive_key(31, 4, "science"))["Body"].read())
+    assert archived.info.visit == 31
+    record = json.loads(s3.get_object(Bucket=res.archive_bucket,
+                                      Key="quarantine/visits/00000032/004/science.json")["Body"].read())
+    assert record["reason"] == "not_fits"
+    ra, dec = archived.wcs.all_pix2world([[100.0, 100.0]], 0)[0]
+    found = find_archived_at(DynamoApdb(stack.clients.dynamodb, res.level1_table), ra, dec, 61474.0, 61475.0)
+    assert sorted(found["kind"]) == ["science", "template"]
+    assert SqsQueue(stack.clients.sqs, stack.physical_id("ArchiveDLQ")).approximate_depth() == 0
+    for key in [*(image_key(31, 4, k) for k in imgs), image_key(32, 4, "science")]:
+        s3.delete_object(Bucket=res.image_bucket, Key=key)  # the module's stack is shared
+
+
 def test_daily_schedule_fires_once_per_day_crossed_and_not_before(stack):
     before = len(stack.invocations)
     start = stack.clock

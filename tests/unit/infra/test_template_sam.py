@@ -55,7 +55,8 @@ def test_transform_leaves_only_cloudformation_resources(cfn):
 def test_functions_run_python_on_arm64_with_the_layer_and_tracing(cfn):
     functions = _of_type(cfn, "AWS::Lambda::Function")
     assert set(functions) == {"IngestFunction", "PrecoveryPlannerFunction", "PrecoveryWorkerFunction",
-                              "OrbitRefreshPlannerFunction", "OrbitRefreshWorkerFunction"}
+                              "OrbitRefreshPlannerFunction", "OrbitRefreshWorkerFunction",
+                              "ArchiveFunction"}
     layer_id = next(iter(_of_type(cfn, "AWS::Lambda::LayerVersion")))
     for spec in functions.values():
         p = spec["Properties"]
@@ -69,7 +70,7 @@ def test_functions_run_python_on_arm64_with_the_layer_and_tracing(cfn):
 def test_sqs_sources_report_partial_batch_failures(cfn):
     mappings = _of_type(cfn, "AWS::Lambda::EventSourceMapping")
     assert set(mappings) == {"IngestFunctionUpload", "PrecoveryWorkerFunctionWorkUnit",
-                             "OrbitRefreshWorkerFunctionChunk"}
+                             "OrbitRefreshWorkerFunctionChunk", "ArchiveFunctionImage"}
     for spec in mappings.values():
         p = spec["Properties"]
         assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -136,6 +137,33 @@ def test_function_roles_scope_data_access_to_named_resources(cfn):
     assert "sqs:SendMessage" in json.dumps(cfn["Resources"]["PrecoveryPlannerFunctionRole"])
     # the worker sends only the run's finalisation back to its own queue (fan-in)
     assert "sqs:SendMessage" in worker and '"PrecoveryQueue"' in worker and '"UploadQueue"' not in worker
+
+
+def test_archive_role_reads_the_cache_writes_the_archive_and_indexes_only(cfn):
+    role = cfn["Resources"]["ArchiveFunctionRole"]
+    statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    by_sid = {s["Sid"]: s for s in statements}
+    assert by_sid["ReadCachedImages"]["Action"] == "s3:GetObject"
+    assert by_sid["ReadCachedImages"]["Resource"] == {"Fn::Sub": "${ImageBucket.Arn}/visits/*"}
+    assert "s3:PutObject" in by_sid["WriteArchive"]["Action"]
+    assert all("ArchiveBucket" in json.dumps(r) for r in by_sid["WriteArchive"]["Resource"])
+    index = by_sid["IndexArchive"]
+    assert index["Action"] == "dynamodb:UpdateItem"
+    assert index["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ARC#*"]}}
+    text = json.dumps(role)
+    assert "sns:" not in text and "sqs:SendMessage" not in text and "s3:DeleteObject" not in text
+
+
+def test_only_science_and_template_uploads_reach_the_archive_queue(cfn):
+    config = cfn["Resources"]["ImageBucket"]["Properties"]["NotificationConfiguration"]
+    rules = [{r["Name"]: r["Value"] for r in c["Filter"]["S3Key"]["Rules"]}
+             for c in config["QueueConfigurations"]]
+    assert rules == [{"prefix": "visits/", "suffix": "/science.fits"},
+                     {"prefix": "visits/", "suffix": "/template.fits"}]
+    transitions = cfn["Resources"]["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"][0]
+    assert [(t["StorageClass"], t["TransitionInDays"]) for t in transitions["Transitions"]] == [
+        ("GLACIER_IR", 0)]
+    assert "ExpirationInDays" not in json.dumps(cfn["Resources"]["ArchiveBucket"])
 
 
 def test_upload_queue_outlives_six_ingest_timeouts_and_redrives_after_three(cfn):

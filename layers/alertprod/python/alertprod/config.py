@@ -28,6 +28,7 @@ ENV_NAMES: dict[str, str] = {
     "precovery_queue_url": "PRECOVERY_QUEUE_URL",
     "orbit_refresh_queue_url": "ORBIT_REFRESH_QUEUE_URL",
     "filter_table": "FILTER_TABLE",
+    "archive_bucket": "ARCHIVE_BUCKET",
 }
 
 
@@ -52,10 +53,13 @@ class Resources:
         SNS topic the alerts are published to.
     precovery_queue_url : str
         SQS queue of daytime precovery work units ("" when not deployed).
-    orbit_refresh_queue_url : str
-        SQS queue of orbit-refresh requests and chunks ("" when not deployed).
     filter_table : str
         DynamoDB table of user filters ("" when not deployed).
+    orbit_refresh_queue_url : str
+        SQS queue of orbit-refresh requests and chunks ("" when not deployed).
+    archive_bucket : str
+        The long-term image archive (``archive/visits/{V:08d}/{D:03d}/{kind}.fits``, tile
+        compressed; docs/archive.md) ("" when not deployed).
     """
 
     upload_bucket: str
@@ -67,6 +71,7 @@ class Resources:
     precovery_queue_url: str = ""
     filter_table: str = ""
     orbit_refresh_queue_url: str = ""
+    archive_bucket: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Resources:
@@ -84,7 +89,7 @@ class Resources:
             value = env.get(name, "")
             if not value and f.default is not None and f.default == "" and f.name in (
                 "idempotency_table", "alert_topic_arn", "precovery_queue_url", "filter_table",
-                "orbit_refresh_queue_url",
+                "orbit_refresh_queue_url", "archive_bucket",
             ):
                 values[f.name] = ""
                 continue

@@ -14,6 +14,7 @@ Backends: :mod:`alertprod.apdb.dynamodb` (one DynamoDB table; :func:`dynamo_leve
 See docs/apdb.md.
 """
 
+from alertprod.apdb._archiveindex import ARCHIVE_INDEX_ORDER, ARCHIVE_KINDS
 from alertprod.apdb.coordination import (
     LEASE_ORDER,
     CcdLedger,
@@ -38,6 +39,8 @@ from alertprod.apdb.memory import MemoryApdb, memory_level1
 from alertprod.apdb.schema import TABLE_NAMES, conform, empty_table
 
 __all__ = [
+    "ARCHIVE_INDEX_ORDER",
+    "ARCHIVE_KINDS",
     "LEASE_ORDER",
     "PREV_VALIDITY_COLUMN",
     "TABLE_NAMES",

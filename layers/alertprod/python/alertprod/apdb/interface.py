@@ -366,6 +366,44 @@ class Apdb(ABC):
         (comma-separated), sorted by time.
         """
 
+    # -- long-term image archive index --------------------------------------------------------
+    @abstractmethod
+    def index_archived_exposure(self, visit: int, detector: int, kind: str, band: str,
+                                mjd_tai: float, corners_radec: np.ndarray) -> None:
+        """Record an archived image (``kind`` ``science`` or ``template``) by footprint and time.
+
+        Parameters
+        ----------
+        visit, detector : int
+            The CCD-visit.
+        kind : {"science", "template"}
+            Which image of the CCD-visit was archived.
+        band : str
+            One of ``u g r i z y``.
+        mjd_tai : float
+            Exposure midpoint, TAI MJD.
+        corners_radec : ndarray, shape (n, 2), 3 <= n <= 8
+            Footprint corners, degrees.
+
+        Notes
+        -----
+        Idempotent: re-indexing the same image (a redelivered message) replaces its own entry,
+        so an image is listed once however often it is indexed. The index is kept for good
+        (no TTL), one item per (HEALPix order-9 cell, MJD day) (docs/archive.md).
+        """
+
+    @abstractmethod
+    def find_archived_exposures(self, pixels: Sequence[int] | np.ndarray, mjd_start: float,
+                                mjd_end: float) -> Table:
+        """Archived images indexed in any of ``pixels`` with midpoint in [start, end).
+
+        ``pixels`` are HEALPix order-9 (nested) cells
+        (:data:`alertprod.archive.ARCHIVE_INDEX_ORDER`); no footprint test is made here (the
+        caller tests its positions against ``corners``). Columns ``visit``, ``detector``,
+        ``kind``, ``band``, ``midpointMjdTai``, ``corners`` (deg); one row per image, sorted by
+        time. One BatchGetItem per 100 (cell, day) keys.
+        """
+
     # -- precovery runs ------------------------------------------------------------------------
     @abstractmethod
     def start_precovery_run(self, run_id: str, *, n_units: int, object_ids: np.ndarray,

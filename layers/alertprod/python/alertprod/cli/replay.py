@@ -28,6 +28,10 @@ def print_summary(summary: dict, out: Path) -> None:
                                       f"{f(summary.get('ccdSecondsP95'), '.3f')}"),
         ("DynamoDB requests per CCD", f(summary.get("dynamodbRequestsPerCcd"), ".1f")),
         ("precovery days run", summary.get("precoveryDays")),
+        ("image cache days", summary.get("imageArchive", {}).get("imageCacheDays")),
+        ("cached images expired", summary.get("imageArchive", {}).get("expiredCacheImages")),
+        ("images archived (MB)", f"{summary.get('imageArchive', {}).get('archivedImages', 0)} "
+                                 f"({summary.get('imageArchive', {}).get('archivedBytes', 0) / 1e6:.1f})"),
         ("wall time (s)", summary.get("wallSeconds")),
     ]
     width = max(len(r[0]) for r in rows)
@@ -38,10 +42,22 @@ def print_summary(summary: dict, out: Path) -> None:
           f"SSObject.fits, alerts/, quarantine.json, summary.json)")
 
 
+def _days(text: str) -> int:
+    """``--image-cache-days``: a whole number of days >= 1 (the template's MinValue)."""
+    try:
+        days = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days, got {text!r}") from exc
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 day, got {days}")
+    return days
+
+
 def _run(args: argparse.Namespace) -> int:
     from alertprod.replay.runner import replay
 
-    result = replay(args.survey_dir, args.export, progress=not args.quiet)
+    result = replay(args.survey_dir, args.export, progress=not args.quiet,
+                    image_cache_days=args.image_cache_days)
     if args.json:
         print(json.dumps({k: v for k, v in result.summary.items() if k != "perCcd"}, indent=1))
     else:
@@ -58,6 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "the alerts and the quarantine records to OUT.")
     p.add_argument("survey_dir", metavar="DIR", help="survey directory (simulate layout)")
     p.add_argument("--export", metavar="OUT", required=True, help="export directory")
+    p.add_argument("--image-cache-days", metavar="N", type=_days, default=None,
+                   help="keep cached images N days instead of the template's ImageCacheDays (30): "
+                        "older epochs expire from the cache during the replay (the long-term "
+                        "archive keeps their science and template images)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_run)

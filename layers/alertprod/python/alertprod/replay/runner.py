@@ -3,9 +3,11 @@
 Every upload goes where an upstream pipeline would put it (images first, then the catalog);
 the stack's clock follows the visits, so the daily schedules fire at each day boundary — the
 orbit refresh at 12:00 UTC, before the next night's visits, and precovery at 15:00 — and the
-image cache expires as it would on AWS. The orbit catalog is uploaded first, at the first
-visit's time: its upload refreshes the first night. Then the Level 1 database, the alerts
-and the quarantine records are exported (docs/formats.md §6).
+image cache expires as it would on AWS (after ``ImageCacheDays``, 30 unless
+``image_cache_days`` shortens it) while ArchiveFunction keeps every science and template image
+in the long-term archive. The orbit catalog is uploaded first, at the first visit's time: its
+upload refreshes the first night. Then the Level 1 database, the alerts and the quarantine
+records are exported (docs/formats.md §6).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from astropy.time import Time
 from tqdm import tqdm
 
 from alertprod.apdb import CcdState, Level1, dynamo_level1, write_export
+from alertprod.archive import ARCHIVE_PREFIX
 from alertprod.aws import S3BlobStore
+from alertprod.errors import ConfigError
 from alertprod.formats.layout import MPCORB_PREFIX
 from alertprod.local.stack import EmbeddedStack
 from alertprod.orbitrefresh import night_of, staged_report
@@ -67,7 +71,7 @@ def _upload_visit(stack: EmbeddedStack, visit: VisitUpload) -> None:
 def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True,
            timeout_s: float = 600.0, export: bool = True,
            before_export: Callable[[EmbeddedStack], None] | None = None,
-           log_level: str = "WARNING") -> ReplayResult:
+           log_level: str = "WARNING", image_cache_days: int | None = None) -> ReplayResult:
     """Replay a survey directory through a fresh embedded stack and export the results.
 
     Parameters
@@ -87,7 +91,19 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
         (tests use it to redeliver events or rerun functions on the final state).
     log_level : str
         Log level of the functions (the template's ``LogLevel`` parameter).
+    image_cache_days : int, optional
+        Days a cached image is kept (the template's ``ImageCacheDays``, default 30): fewer
+        make older epochs expire from the cache during the replay; the archive keeps them.
+        The lifecycle is applied before each new day's visits and once more at the end.
     """
+    if image_cache_days is not None and (isinstance(image_cache_days, bool)
+                                         or not isinstance(image_cache_days, int)
+                                         or image_cache_days < 1):
+        raise ConfigError(f"image_cache_days must be a whole number of days >= 1, got "
+                          f"{image_cache_days!r}")
+    overrides: dict[str, Any] = {"LogLevel": log_level}
+    if image_cache_days is not None:
+        overrides["ImageCacheDays"] = image_cache_days
     t0 = time.perf_counter()
     visits, mpcorb = scan_survey_dir(survey_dir)
     out = Path(out_dir)
@@ -95,8 +111,9 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
     result = ReplayResult(out)
     first = mjd_tai_to_datetime(visits[0].mjd_tai) if visits else datetime.now(UTC)
     # the functions' structured INFO logs would drown the progress bar: warnings and errors show
+    expired = 0
     with EmbeddedStack(clock_start=first - timedelta(minutes=5),
-                       parameter_overrides={"LogLevel": log_level}) as stack:
+                       parameter_overrides=overrides) as stack:
         res = stack.resources
         if mpcorb is not None:
             stack.clients.s3.put_object(Bucket=res.upload_bucket, Key=f"{MPCORB_PREFIX}mpcorb.dat",
@@ -108,7 +125,7 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
             if when > stack.clock:
                 # crossing 12:00 UTC refreshes the orbits for the night about to start
                 result.precovery_days += _precovery_days(stack.advance_clock(to=when))
-                stack.apply_lifecycle()
+                expired += len(stack.apply_lifecycle().get("ImageBucket", []))
                 stack.run_until_idle(timeout_s=timeout_s)
             _upload_visit(stack, visit)
             stack.run_until_idle(timeout_s=timeout_s)
@@ -117,6 +134,7 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
             result.precovery_days += _precovery_days(
                 stack.advance_clock(to=stack.clock + timedelta(days=1)))
             stack.run_until_idle(timeout_s=timeout_s)
+            expired += len(stack.apply_lifecycle().get("ImageBucket", []))
         if before_export is not None:
             before_export(stack)
         level1 = dynamo_level1(stack.clients.dynamodb, res.level1_table)
@@ -124,6 +142,7 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
             result.exported = export_all(stack, level1, out)
         result.summary = summarize(stack, level1, visits, out)
         result.summary["orbitRefresh"] = orbit_refresh_summary(stack, level1, visits)
+        result.summary["imageArchive"] = archive_summary(stack, expired)
     result.wall_seconds = time.perf_counter() - t0
     result.summary["precoveryDays"] = result.precovery_days
     result.summary["wallSeconds"] = round(result.wall_seconds, 2)
@@ -157,6 +176,16 @@ def _list(s3, bucket: str, prefix: str) -> list[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(o["Key"] for o in page.get("Contents", []))
     return sorted(keys)
+
+
+def archive_summary(stack: EmbeddedStack, expired_cache_images: int) -> dict[str, Any]:
+    """The image cache's expiry and the long-term archive at the end of a replay."""
+    res = stack.resources
+    cache_days = stack.resolver.parameters["ImageCacheDays"]
+    sizes = [o["Size"] for page in stack.clients.s3.get_paginator("list_objects_v2").paginate(
+        Bucket=res.archive_bucket, Prefix=ARCHIVE_PREFIX) for o in page.get("Contents", [])]
+    return {"imageCacheDays": int(cache_days), "expiredCacheImages": int(expired_cache_images),
+            "archivedImages": len(sizes), "archivedBytes": int(sum(sizes))}
 
 
 def orbit_refresh_summary(stack: EmbeddedStack, level1: Level1,

@@ -27,8 +27,8 @@ from alertprod.apdb._layout import (
 )
 from alertprod.apdb._ssobs import apply_observations
 from alertprod.apdb.coordination import Lease
+from alertprod.apdb.dynamodb import _archiveindex, _runs
 from alertprod.apdb.dynamodb import _keys as keys
-from alertprod.apdb.dynamodb import _runs
 from alertprod.apdb.dynamodb._calls import InstrumentedClient, batch_get, batch_write, num, scan_all
 from alertprod.apdb.dynamodb._export import export_tables
 from alertprod.apdb.dynamodb._imageindex import find_exposures, index_exposure
@@ -283,6 +283,15 @@ class DynamoApdb(Apdb):
 
     def find_exposures(self, ra_deg, dec_deg, mjd_start, mjd_end) -> Table:
         return find_exposures(self._client, self._table, ra_deg, dec_deg, mjd_start, mjd_end)
+
+    # -- long-term image archive index --------------------------------------------------------
+    def index_archived_exposure(self, visit, detector, kind, band, mjd_tai, corners_radec) -> None:
+        _archiveindex.index_archived_exposure(self._client, self._table, visit, detector, kind,
+                                              band, mjd_tai, corners_radec)
+
+    def find_archived_exposures(self, pixels, mjd_start, mjd_end) -> Table:
+        return _archiveindex.find_archived_exposures(self._client, self._table, pixels,
+                                                     mjd_start, mjd_end)
 
     # -- precovery runs ----------------------------------------------------------------------
     def start_precovery_run(self, run_id: str, *, n_units: int, object_ids: np.ndarray,

@@ -11,7 +11,7 @@ from alertprod.apdb._layout import NEW_OBJECT_SHARDS
 
 __all__ = [
     "Key", "key", "obj_last", "obj_version", "pixel_index", "history", "new_objects",
-    "NEW_OBJECT_SHARDS", "lease", "ccd_record", "alert_mark", "image_index", "ss_object",
+    "NEW_OBJECT_SHARDS", "lease", "ccd_record", "alert_mark", "image_index", "archive_index", "ss_object",
     "orbit_pointer", "orbit_chunk", "orbit_night_pointer", "orbit_night_chunk", "source_attr",
     "forced_attr", "new_object_attr", "format_mjd", "split_key",
 ]
@@ -82,6 +82,11 @@ def alert_mark(dia_source_id: int) -> Key:
 def image_index(pixel: int, bucket: int) -> Key:
     """The cached exposures overlapping one (order-8) pixel within one 30-day bucket."""
     return key(f"IMG#{int(pixel)}", f"T#{int(bucket):06d}")
+
+
+def archive_index(pixel: int, day: int) -> Key:
+    """The archived images overlapping one (order-9) cell whose midpoint falls on one MJD day."""
+    return key(f"ARC#{int(pixel)}", f"D#{int(day):06d}")
 
 
 def ss_object(ss_object_id: int) -> Key:

@@ -17,6 +17,14 @@ from collections.abc import Sequence
 import numpy as np
 from astropy.table import Table
 
+from alertprod.apdb._archiveindex import (
+    ARCHIVE_INDEX_ORDER,
+    archive_attribute,
+    archive_days,
+    archive_entry,
+    archive_table,
+    check_pixels,
+)
 from alertprod.apdb._codec import pack_rows, unpack_rows
 from alertprod.apdb._layout import (
     INDEX_ORDER,
@@ -217,6 +225,26 @@ class MemoryApdb(CcdWriter, Apdb):
         with self.store.lock:
             texts = [e for b in buckets for e in self.store.images.get((pixel, b), {}).values()]
         return matching_exposures(texts, ra_deg, dec_deg, mjd_start, mjd_end)
+
+    # -- long-term image archive index --------------------------------------------------------
+    def index_archived_exposure(self, visit, detector, kind, band, mjd_tai, corners_radec) -> None:
+        name = archive_attribute(visit, detector, kind)
+        entry = archive_entry(band, mjd_tai, corners_radec)
+        day = int(np.floor(float(mjd_tai)))
+        for pixel in pixels_covering(np.asarray(corners_radec, float),
+                                     order=ARCHIVE_INDEX_ORDER).tolist():
+            self._request("update_item")  # one per cell of the footprint
+            with self.store.lock:
+                self.store.archive.setdefault((pixel, day), {})[name] = entry
+
+    def find_archived_exposures(self, pixels, mjd_start, mjd_end) -> Table:
+        cells = check_pixels(pixels)
+        days = archive_days(mjd_start, mjd_end)
+        self._requests("batch_get_item", len(cells) * len(days))
+        with self.store.lock:
+            attrs = [dict(self.store.archive[(p, d)]) for p in cells for d in days
+                     if (p, d) in self.store.archive]
+        return archive_table(attrs, float(mjd_start), float(mjd_end))
 
     # -- precovery runs -----------------------------------------------------------------------
     def start_precovery_run(self, run_id: str, *, n_units: int, object_ids: np.ndarray,

@@ -105,6 +105,9 @@ class MemoryStore:
         night's refreshed catalog (no expiry, unlike DynamoDB's TTL); version -> bytes.
     images : dict
         (order-8 pixel, bucket) -> {``e<visit>_<detector>`` -> JSON entry}.
+    archive : dict
+        (order-9 cell, MJD day) -> {``<kind letter><visit>_<detector>`` -> packed entry}: the
+        long-term archive index (docs/archive.md).
     runs, cells, ccds, alerts : dict
         Precovery runs, lease cells, CCD ledger records, alert marks.
     """
@@ -122,6 +125,7 @@ class MemoryStore:
         self.orbit_nights: dict[int, tuple[str, int]] = {}
         self.orbit_catalogs: dict[str, bytes] = {}
         self.images: dict[tuple[int, int], dict[str, str]] = {}
+        self.archive: dict[tuple[int, int], dict[str, bytes]] = {}
         self.runs: dict[str, Run] = {}
         self.cells: dict[int, Cell] = {}
         self.ccds: dict[tuple[int, int], CcdRecord] = {}

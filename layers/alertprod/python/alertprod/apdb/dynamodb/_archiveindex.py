@@ -1,0 +1,51 @@
+"""The long-term archive index on DynamoDB: archived images by (order-9 cell, MJD day).
+
+Writes are one UpdateItem per cell of the footprint (``SET`` of the image's own attribute, so
+a redelivery replaces its entry); reads are BatchGetItem over (cell, day) keys. Layout and
+sizing: :mod:`alertprod.apdb._archiveindex`, docs/archive.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+
+from alertprod.apdb._archiveindex import (
+    ARCHIVE_INDEX_ORDER,
+    archive_attribute,
+    archive_days,
+    archive_entry,
+    archive_table,
+    check_pixels,
+)
+from alertprod.apdb.dynamodb import _keys as keys
+from alertprod.apdb.dynamodb._calls import batch_get
+from alertprod.pixelization import pixels_covering
+
+__all__ = ["index_archived_exposure", "find_archived_exposures"]
+
+
+def index_archived_exposure(client: Any, table: str, visit: int, detector: int, kind: str,
+                            band: str, mjd_tai: float, corners_radec: np.ndarray) -> None:
+    """Add one archived image to the index (idempotent: re-indexing replaces its own entry)."""
+    name = archive_attribute(visit, detector, kind)
+    entry = archive_entry(band, mjd_tai, corners_radec)
+    day = int(np.floor(float(mjd_tai)))
+    for pixel in pixels_covering(np.asarray(corners_radec, float), order=ARCHIVE_INDEX_ORDER):
+        client.update_item(TableName=table, Key=keys.archive_index(int(pixel), day),
+                           UpdateExpression="SET #e = :e",
+                           ExpressionAttributeNames={"#e": name},
+                           ExpressionAttributeValues={":e": {"B": entry}})
+
+
+def find_archived_exposures(client: Any, table: str, pixels: Sequence[int] | np.ndarray,
+                            mjd_start: float, mjd_end: float) -> Table:
+    """Archived images indexed in ``pixels`` with midpoint in [start, end) (see ``Apdb``)."""
+    cells = check_pixels(pixels)
+    days = archive_days(mjd_start, mjd_end)
+    items = batch_get(client, table, [keys.archive_index(p, d) for p in cells for d in days])
+    attrs = [{k: bytes(v["B"]) for k, v in item.items() if "B" in v} for item in items]
+    return archive_table(attrs, float(mjd_start), float(mjd_end))

@@ -10,6 +10,7 @@ import boto3
 import pytest
 
 from alertprod.aws import SqsQueue
+from alertprod.local.api import HttpApiRouter
 from alertprod.local.stack import EmbeddedStack
 
 pytestmark = pytest.mark.integration
@@ -46,7 +47,16 @@ def test_every_template_resource_exists_on_the_stack(stack):
         elif rtype == "AWS::SQS::QueuePolicy":
             queue = stack.physical_id(spec["Properties"]["Queues"][0]["Ref"])
             attrs = clients.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"]
-            found[logical_id] = "s3.amazonaws.com" in attrs["Policy"]
+            found[logical_id] = any(f"{svc}.amazonaws.com" in attrs["Policy"] for svc in ("s3", "sns"))
+        elif rtype == "AWS::SNS::Subscription":
+            topic = stack.physical_id(spec["Properties"]["TopicArn"]["Ref"])
+            subs = clients.sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+            queue_arn = stack.resolver.resolve(spec["Properties"]["Endpoint"])
+            found[logical_id] = any(sub["Endpoint"] == queue_arn for sub in subs)
+        elif rtype == "AWS::SES::EmailIdentity":  # conditional: no sender configured here
+            found[logical_id] = not stack.resolver.condition(spec["Condition"])
+        elif rtype == "AWS::Serverless::HttpApi":
+            found[logical_id] = len(HttpApiRouter(stack.template, logical_id, stack.invoke).routes) > 0
         elif rtype == "AWS::S3::BucketPolicy":  # TLS-only: not applied over loopback HTTP
             found[logical_id] = physical.endswith(logical_id.lower())
         elif rtype == "AWS::CloudWatch::Alarm":

@@ -56,7 +56,8 @@ def test_functions_run_python_on_arm64_with_the_layer_and_tracing(cfn):
     functions = _of_type(cfn, "AWS::Lambda::Function")
     assert set(functions) == {"IngestFunction", "PrecoveryPlannerFunction", "PrecoveryWorkerFunction",
                               "OrbitRefreshPlannerFunction", "OrbitRefreshWorkerFunction",
-                              "ArchiveFunction"}
+                              "ArchiveFunction", "ApiFunction", "ApiAuthorizerFunction",
+                              "FilterServiceFunction"}
     layer_id = next(iter(_of_type(cfn, "AWS::Lambda::LayerVersion")))
     for spec in functions.values():
         p = spec["Properties"]
@@ -65,12 +66,15 @@ def test_functions_run_python_on_arm64_with_the_layer_and_tracing(cfn):
         assert p["Layers"] == [{"Ref": layer_id}]
         assert set(p["Environment"]["Variables"]) >= {"UPLOAD_BUCKET", "IMAGE_BUCKET", "ALERT_BUCKET",
                                                        "LEVEL1_TABLE", "POWERTOOLS_SERVICE_NAME"}
+    for name in ("ApiFunction", "ApiAuthorizerFunction", "FilterServiceFunction"):
+        assert "SERVICE_TABLE" in functions[name]["Properties"]["Environment"]["Variables"], name
 
 
 def test_sqs_sources_report_partial_batch_failures(cfn):
     mappings = _of_type(cfn, "AWS::Lambda::EventSourceMapping")
     assert set(mappings) == {"IngestFunctionUpload", "PrecoveryWorkerFunctionWorkUnit",
-                             "OrbitRefreshWorkerFunctionChunk", "ArchiveFunctionImage"}
+                             "OrbitRefreshWorkerFunctionChunk", "ArchiveFunctionImage",
+                             "FilterServiceFunctionAlerts"}
     for spec in mappings.values():
         p = spec["Properties"]
         assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

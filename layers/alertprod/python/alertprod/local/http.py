@@ -64,7 +64,12 @@ def http_api_event(method: str, target: str, headers: dict[str, str], body: byte
     if query:
         event["queryStringParameters"] = query
     if body:
-        event["body"] = body.decode("utf-8") if is_text else base64.b64encode(body).decode()
+        try:
+            event["body"] = body.decode("utf-8") if is_text else None
+        except UnicodeDecodeError:  # a text type with bytes that are not UTF-8: sent as binary
+            event["body"], event["isBase64Encoded"] = None, True
+        if event["body"] is None:
+            event["body"] = base64.b64encode(body).decode()
     return event
 
 

@@ -25,6 +25,7 @@ CREATION_ORDER = (
     "AWS::S3::BucketPolicy",
     "AWS::SQS::QueuePolicy",
     "AWS::SNS::Subscription",
+    "AWS::SES::EmailIdentity",
     "AWS::Logs::LogGroup",
     "AWS::CloudWatch::Alarm",
     "AWS::Serverless::LayerVersion",
@@ -131,9 +132,16 @@ def create_resource(clients: AwsClients, rtype: str, name: str, props: Mapping[s
             clients.sns.subscribe(TopicArn=aws["arn"], Protocol=sub["Protocol"], Endpoint=sub["Endpoint"])
     elif rtype == "AWS::SNS::Subscription":
         kwargs = {"TopicArn": props["TopicArn"], "Protocol": props["Protocol"], "Endpoint": props["Endpoint"]}
+        attributes = {}
         if "FilterPolicy" in props:
-            kwargs["Attributes"] = {"FilterPolicy": json.dumps(props["FilterPolicy"])}
+            attributes["FilterPolicy"] = json.dumps(props["FilterPolicy"])
+        if "RawMessageDelivery" in props:
+            attributes["RawMessageDelivery"] = str(props["RawMessageDelivery"]).lower()
+        if attributes:
+            kwargs["Attributes"] = attributes
         clients.sns.subscribe(**kwargs)
+    elif rtype == "AWS::SES::EmailIdentity":
+        aws["ses"].verify_email_identity(EmailAddress=props["EmailIdentity"])
     elif rtype == "AWS::DynamoDB::Table":
         _create_table(clients.dynamodb, name, props)
     elif rtype == "AWS::S3::Bucket":

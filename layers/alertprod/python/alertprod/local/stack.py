@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from alertprod.aws.clients import AwsClients, make_clients
 from alertprod.config import Resources
 from alertprod.errors import ConfigError, NotFoundError
+from alertprod.local.api import HttpApiRouter
 from alertprod.local.http import HttpEndpoint, serve_function
 from alertprod.local.lambdas import Invocation, LocalFunction, LocalLambdaService, SqsSource
 from alertprod.local.lifecycle import expire_objects
@@ -208,7 +209,8 @@ class EmbeddedStack:
                                                           self.region, ACCOUNT_ID)
         assert self.clients is not None
         session_extra = {"cloudwatch": _client("cloudwatch", self.region),
-                         "logs": _client("logs", self.region), "region": self.region}
+                         "logs": _client("logs", self.region), "ses": _client("ses", self.region),
+                         "region": self.region}
         functions: dict[str, LocalFunction] = {}
         for rtype in CREATION_ORDER:
             # queues without a RedrivePolicy (the dead-letter queues) come first
@@ -359,6 +361,15 @@ class EmbeddedStack:
         return out
 
     # ------------------------------------------------------------------ HTTP
+    def serve_api(self, api_logical_id: str = "HttpApi", host: str = "127.0.0.1",
+                  port: int = 0) -> HttpEndpoint:
+        """Serve the template's HTTP API: its routes, with its Lambda authorizer in front
+        (:class:`~alertprod.local.api.HttpApiRouter`); closed with the stack."""
+        router = HttpApiRouter(self.template, api_logical_id, self.invoke)
+        endpoint = serve_function(router, host, port)
+        self._http.append(endpoint)
+        return endpoint
+
     def serve_http(self, function_logical_id: str, host: str = "127.0.0.1", port: int = 0) -> HttpEndpoint:
         """Serve a function as an API Gateway HTTP API (payload v2); closed with the stack."""
         self._lambdas().function(function_logical_id)

@@ -1,5 +1,5 @@
-"""The distribution fragment, merged into the template, lints clean and transforms into what the
-filter API and the filtering service need (until the lead merges it into infra/template.yaml)."""
+"""The distribution resources of the template lint clean and transform into what the filter API
+and the filtering service need."""
 
 from __future__ import annotations
 
@@ -19,12 +19,11 @@ INFRA = Path(__file__).parents[3] / "infra"
 
 
 def merged() -> dict:
+    """The template (the distribution resources were merged into it from their fragment)."""
     template = copy.deepcopy(load_template(INFRA / "template.yaml"))
-    fragment = load_template(INFRA / "fragments" / "distribution.yaml")
-    for section in ("Parameters", "Conditions", "Resources", "Outputs"):
-        overlap = set(template.get(section, {})) & set(fragment.get(section, {}))
-        assert not overlap, f"{section} already in the template: {overlap}"
-        template.setdefault(section, {}).update(fragment.get(section, {}))
+    for name in ("HttpApi", "ApiFunction", "ApiAuthorizerFunction", "FilterServiceFunction",
+                 "ServiceTable", "FilterServiceQueue", "DeliveryDLQ"):
+        assert name in template["Resources"], name
     return template
 
 

@@ -62,6 +62,28 @@ def test_put_if_absent_writes_once(services, store_kind):
     assert store.get(key) == b"first"
 
 
+@pytest.mark.parametrize("store_kind", ["s3", "memory"])
+def test_blob_store_serves_byte_ranges_cut_at_the_end(services, store_kind):
+    store = services.images if store_kind == "s3" else MemoryBlobStore("images")
+    key = f"visits/ranges-{store_kind}.fits"
+    data = bytes(range(256)) * 40  # 10,240 bytes
+    store.put(key, data)
+    assert store.size(key) == len(data)
+    assert store.get_range(key, 0, 10) == data[:10]
+    assert store.get_range(key, 5000, 7001) == data[5000:7001]
+    assert store.get_range(key, 10_200, 20_000) == data[10_200:]  # cut at the end
+    assert store.get_range(key, 20_000, 20_010) == b""  # wholly past the end
+    assert store.get_range(key, 7, 7) == b""
+    with pytest.raises(NotFoundError):
+        store.get_range(key + ".missing", 0, 10)
+    with pytest.raises(NotFoundError):
+        store.size(key + ".missing")
+    with pytest.raises(StorageError):
+        store.get_range(key, 10, 5)
+    with pytest.raises(StorageError):
+        store.get_range(key, -1, 5)
+
+
 def test_s3_listing_follows_continuation_pages(services):
     store = services.uploads
     for i in range(7):

@@ -148,7 +148,7 @@ class Deployment:
     def validated(self, upload: tuple[str, bytes, dict[str, bytes]]) -> ValidatedUpload:
         """Upload and validate one CCD, as the ingest function does."""
         key = self.put(upload)
-        return validate_upload(self.uploads.get(key), key, self.images.get)
+        return validate_upload(self.uploads.get(key), key, self.images)
 
     def export(self) -> dict[str, Table]:
         return self.level1.apdb.export()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from alertprod.apdb import memory_level1
-from alertprod.formats import RUBIN_SITE
+from alertprod.formats import RUBIN_SITE, BytesSource, ExposureFile, write_exposure
 from alertprod.orbits import predict_positions, ss_object_rows, write_mpcorb
 from alertprod.pipeline.compute import compute_ccd, read_images
 from alertprod.pipeline.config import PipelineConfig
@@ -192,12 +192,27 @@ def test_asteroid_alert_carries_that_asteroids_earlier_dia_sources(sky, deployme
     assert [s["diaSourceId"] for s in obj_alert["prvDiaSources"]] == [first["obj"]]
 
 
+class _CutAfterOpening(BytesSource):
+    """An image whose object is cut to half its length once opened."""
+
+    def __init__(self, exposure):
+        super().__init__(write_exposure(exposure), what="difference")
+        self.opened = False
+
+    def read_ranges(self, ranges):
+        out = super().read_ranges(ranges)
+        return [d[:len(d) // 2] for d in out] if self.opened else out
+
+
 def test_unreadable_difference_image_is_a_warning_and_costs_only_forced_photometry_and_cutout(
         night, decode):
     apdb = memory_level1().apdb  # as it stood after visit 1
     _store(apdb, night.c1)
     up2 = night.up2
-    broken = dataclasses.replace(up2, image_bytes={**up2.image_bytes, "difference": b"not FITS"},
+    source = _CutAfterOpening(up2.image_files["difference"].read_all())
+    cut = ExposureFile.open(source, what="difference")
+    source.opened = True  # cut short after validation opened it: its pixels cannot be read
+    broken = dataclasses.replace(up2, image_files={**up2.image_files, "difference": cut},
                                  warnings=list(up2.warnings))
     exposures = read_images(dataclasses.replace(broken, warnings=[]))
     assert exposures["difference"] is None and exposures["science"] is not None

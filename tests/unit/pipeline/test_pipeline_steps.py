@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from alertprod.formats import RUBIN_SITE, read_exposure
+from alertprod.formats import RUBIN_SITE
 from alertprod.ids import forced_source_ids
 from alertprod.orbits import predict_positions
 from alertprod.photometry.dia_forced import VisitImages
@@ -123,8 +123,8 @@ def forced_scene(sky, deployment):
                                                          (*faint, 2000.0, False)]))
     objects = _objects([11, 22, 33, 44], *zip(detected, faint, beyond, outside_margin, strict=True))
     info = upload.catalog.info
-    diff = read_exposure(upload.image_bytes["difference"])
-    sci = read_exposure(upload.image_bytes["science"])
+    diff = upload.image_files["difference"].read_all()
+    sci = upload.image_files["science"].read_all()
     images = VisitImages(info.visit, info.detector, info.band, info.mjd_mid_tai, diff, sci)
     return upload, objects, images, diff
 

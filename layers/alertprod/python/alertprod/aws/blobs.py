@@ -13,9 +13,11 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from alertprod.errors import NotFoundError, StorageError
 
-__all__ = ["BlobStore", "MemoryBlobStore", "check_key"]
+__all__ = ["BlobStore", "MemoryBlobStore", "check_key", "check_range"]
 
 
 def check_key(key: str, *, name: str = "key") -> str:
@@ -33,6 +35,22 @@ def check_key(key: str, *, name: str = "key") -> str:
     return key
 
 
+def check_range(start: int, stop: int) -> tuple[int, int]:
+    """Check a byte range ``[start, stop)`` on entry: integers with ``0 <= start <= stop``.
+
+    Raises
+    ------
+    StorageError
+        Naming the argument when the range is unusable.
+    """
+    for name, v in (("start", start), ("stop", stop)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise StorageError(f"{name} must be an integer byte offset, got {v!r}")
+    if not 0 <= start <= stop:
+        raise StorageError(f"byte range needs 0 <= start <= stop, got start={start}, stop={stop}")
+    return int(start), int(stop)
+
+
 def _check_data(data: bytes) -> bytes:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise StorageError(f"data must be bytes, got {type(data).__name__}")
@@ -47,6 +65,8 @@ class BlobStore(Protocol):
     -----
     ``put_if_absent`` is atomic: of concurrent writers of the same key exactly one gets
     ``True``. ``list`` yields keys in lexicographic (UTF-8 byte) order, as S3 does.
+    ``get_range`` is one request for one byte range (S3 serves one range per GET); reading
+    parts of large objects is planned by :mod:`alertprod.formats.exposure_file`.
     """
 
     def get(self, key: str) -> bytes:
@@ -82,6 +102,18 @@ class BlobStore(Protocol):
 
     def head(self, key: str) -> dict[str, Any] | None:
         """``{"size", "last_modified", "metadata", "content_type"}`` or ``None`` when missing."""
+        ...
+
+    def size(self, key: str) -> int:
+        """The object's length in bytes; raises :class:`~alertprod.errors.NotFoundError` when missing."""
+        ...
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)`` of the object (one request), cut at its end as a slice is.
+
+        Raises :class:`~alertprod.errors.NotFoundError` when the object is missing and
+        :class:`~alertprod.errors.StorageError` when ``0 <= start <= stop`` does not hold.
+        """
         ...
 
     def uri(self, key: str) -> str:
@@ -153,6 +185,13 @@ class MemoryBlobStore:
         with self._lock:
             item = self._objects.get(key)
             return None if item is None else dict(item[1])
+
+    def size(self, key: str) -> int:
+        return len(self.get(key))
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        start, stop = check_range(start, stop)
+        return self.get(key)[start:stop]
 
     def uri(self, key: str) -> str:
         return f"memory://{self.name}/{key}"

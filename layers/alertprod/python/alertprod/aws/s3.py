@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from alertprod.aws.blobs import _check_data, check_key
+from alertprod.aws.blobs import _check_data, check_key, check_range
 from alertprod.errors import ConflictError, NotFoundError, StorageError
 
 __all__ = ["S3BlobStore"]
@@ -64,6 +64,51 @@ class S3BlobStore:
             raise StorageError(f"cannot read {self.uri(key)}: {exc}") from exc
         except BotoCoreError as exc:  # no answer: endpoint unreachable, timeout, broken stream
             raise StorageError(f"cannot read {self.uri(key)}: {exc}") from exc
+
+    def size(self, key: str) -> int:
+        """The object's length in bytes (one HEAD request).
+
+        Raises
+        ------
+        NotFoundError
+            When no object exists at ``key``.
+        """
+        head = self.head(key)
+        if head is None:
+            raise NotFoundError(f"no object {self.uri(key)}")
+        return int(head["size"])
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)`` of the object: one GET with ``Range: bytes=start-(stop-1)``.
+
+        Cut at the object's end as a slice is (S3 answers a range past the end with 416,
+        returned here as ``b""``); an empty range costs one HEAD, to tell a missing object.
+
+        Raises
+        ------
+        NotFoundError
+            When no object exists at ``key``.
+        StorageError
+            On a bad range or any other S3 failure.
+        """
+        check_key(key)
+        start, stop = check_range(start, stop)
+        if start == stop:
+            self.size(key)
+            return b""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key,
+                                              Range=f"bytes={start}-{stop - 1}")
+            return response["Body"].read()
+        except ClientError as exc:
+            code = _code(exc)
+            if code in _MISSING_CODES:
+                raise NotFoundError(f"no object {self.uri(key)}") from exc
+            if code in ("InvalidRange", "416"):
+                return b""
+            raise StorageError(f"cannot read {self.uri(key)} bytes {start}-{stop}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot read {self.uri(key)} bytes {start}-{stop}: {exc}") from exc
 
     def put(
         self,

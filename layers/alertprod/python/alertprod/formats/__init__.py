@@ -1,8 +1,17 @@
-"""The upload contract: object keys, exposure FITS files, DiaSource catalogs, mask bits, time scales.
+"""The upload contract: object keys, exposure FITS files, DiaSource catalogs, mask bits, time scales;
+exposure files read by byte ranges (docs/images.md).
 
 See docs/formats.md for the contract these modules implement.
 """
 
+from alertprod.formats.byte_ranges import (
+    READ_COST,
+    BlobSource,
+    ByteSource,
+    BytesSource,
+    ReadCost,
+    ReadStats,
+)
 from alertprod.formats.catalog import (
     REQUIRED_DIASOURCE_COLUMNS,
     DiaSourceCatalog,
@@ -17,6 +26,7 @@ from alertprod.formats.exposure import (
     read_exposure_info,
     write_exposure,
 )
+from alertprod.formats.exposure_file import ExposureFile, ReadPlan, windows_around
 from alertprod.formats.layout import (
     IMAGE_KINDS,
     ObjectKey,
@@ -30,6 +40,15 @@ from alertprod.formats.time_scale import TIME_SCALES, mjd_to_tai, time_scale_fro
 
 __all__ = [
     "IMAGE_KINDS",
+    "READ_COST",
+    "BlobSource",
+    "ByteSource",
+    "BytesSource",
+    "ExposureFile",
+    "ReadCost",
+    "ReadPlan",
+    "ReadStats",
+    "windows_around",
     "REQUIRED_DIASOURCE_COLUMNS",
     "RUBIN_SITE",
     "TIME_SCALES",

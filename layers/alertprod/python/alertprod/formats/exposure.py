@@ -21,8 +21,8 @@ from astropy.wcs import WCS, FITSFixedWarning
 from alertprod.errors import ContractError
 from alertprod.formats.time_scale import DEFAULT_TIME_SCALE, mjd_to_tai, time_scale_from_header
 
-__all__ = ["RUBIN_SITE", "Exposure", "ExposureInfo", "read_exposure", "read_exposure_info",
-           "write_exposure", "info_from_header", "info_to_header"]
+__all__ = ["RUBIN_SITE", "Exposure", "ExposureInfo", "ExposureMeta", "exposure_meta", "read_exposure",
+           "read_exposure_info", "write_exposure", "info_from_header", "info_to_header"]
 
 #: Rubin Observatory (Cerro Pachón): longitude (deg, east), latitude (deg), height (m).
 RUBIN_SITE = (-70.749417, -30.244639, 2663.0)
@@ -194,29 +194,58 @@ def read_exposure(data: bytes, *, what: str = "image") -> Exposure:
         ``bad_header``, ``bad_time_scale`` or ``bad_wcs`` with a message naming what is wrong.
     """
     with _open(data, what) as hdul:
-        info = info_from_header(hdul[0].header, what=what)
-        names = {h.name for h in hdul}
-        for ext in ("IMAGE", "VARIANCE", "MASK", "PSF"):
-            if ext not in names:
-                raise ContractError("missing_extension", f"{what}: no {ext} extension")
+        meta = exposure_meta(hdul, what=what)
         image = np.asarray(hdul["IMAGE"].data, dtype=np.float32)
         variance = np.asarray(hdul["VARIANCE"].data, dtype=np.float32)
         mask = np.asarray(hdul["MASK"].data, dtype=np.int32)
-        psf = np.asarray(hdul["PSF"].data, dtype=np.float64)
-        if image.ndim != 2 or variance.shape != image.shape or mask.shape != image.shape:
+        if image.shape != meta.shape or variance.shape != image.shape or mask.shape != image.shape:
             raise ContractError("bad_image", f"{what}: IMAGE/VARIANCE/MASK shapes differ or are not 2-D")
-        if psf.ndim != 2 or psf.shape[0] != psf.shape[1] or psf.shape[0] % 2 == 0:
-            raise ContractError("bad_psf", f"{what}: PSF shape {psf.shape} is not square and odd")
-        if not np.all(np.isfinite(psf)) or abs(psf.sum() - 1.0) > 1e-3:
-            raise ContractError("bad_psf", f"{what}: PSF sums to {psf.sum():.6g}, not 1")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            try:
-                wcs = WCS(hdul["IMAGE"].header)
-            except Exception as exc:
-                raise ContractError("bad_wcs", f"{what}: {exc}") from exc
-        if not wcs.has_celestial:
-            raise ContractError("bad_wcs", f"{what}: IMAGE header has no celestial WCS")
-        extra = {k: v for k, v in hdul[0].header.items()
-                 if k not in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "COMMENT", "HISTORY", "")}
-    return Exposure(image, variance, mask, psf, wcs.celestial, info, extra)
+    return Exposure(image, variance, mask, meta.psf, meta.wcs, meta.info, meta.header)
+
+
+@dataclass(frozen=True)
+class ExposureMeta:
+    """Everything of an exposure file but its pixel planes (see :func:`exposure_meta`)."""
+
+    info: ExposureInfo
+    psf: np.ndarray
+    wcs: WCS
+    header: dict[str, Any]
+    shape: tuple[int, int]
+
+
+def exposure_meta(hdul: fits.HDUList, *, what: str = "image") -> ExposureMeta:
+    """Check an opened exposure file's headers and PSF without reading its pixel planes.
+
+    Plane shapes come from the headers (``NAXISn``, or ``ZNAXISn`` of tile-compressed
+    planes), so this reads only headers and the small ``PSF`` plane.
+
+    Raises
+    ------
+    ContractError
+        As :func:`read_exposure`.
+    """
+    info = info_from_header(hdul[0].header, what=what)
+    names = {h.name for h in hdul}
+    for ext in ("IMAGE", "VARIANCE", "MASK", "PSF"):
+        if ext not in names:
+            raise ContractError("missing_extension", f"{what}: no {ext} extension")
+    shapes = [tuple(hdul[n].shape) for n in ("IMAGE", "VARIANCE", "MASK")]
+    if len(shapes[0]) != 2 or shapes[1] != shapes[0] or shapes[2] != shapes[0]:
+        raise ContractError("bad_image", f"{what}: IMAGE/VARIANCE/MASK shapes differ or are not 2-D")
+    psf = np.asarray(hdul["PSF"].data, dtype=np.float64)
+    if psf.ndim != 2 or psf.shape[0] != psf.shape[1] or psf.shape[0] % 2 == 0:
+        raise ContractError("bad_psf", f"{what}: PSF shape {psf.shape} is not square and odd")
+    if not np.all(np.isfinite(psf)) or abs(psf.sum() - 1.0) > 1e-3:
+        raise ContractError("bad_psf", f"{what}: PSF sums to {psf.sum():.6g}, not 1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(hdul["IMAGE"].header)
+        except Exception as exc:
+            raise ContractError("bad_wcs", f"{what}: {exc}") from exc
+    if not wcs.has_celestial:
+        raise ContractError("bad_wcs", f"{what}: IMAGE header has no celestial WCS")
+    extra = {k: v for k, v in hdul[0].header.items()
+             if k not in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "COMMENT", "HISTORY", "")}
+    return ExposureMeta(info, psf, wcs.celestial, extra, (int(shapes[0][0]), int(shapes[0][1])))

@@ -1,7 +1,9 @@
 """Validation of one per-CCD upload against the upload contract (docs/formats.md).
 
 The DiaSource catalog is checked completely (structure, values, key/header agreement, positions
-against its own WCS); the images are checked by their primary headers. A violation raises
+against its own WCS); the images are opened by their headers only — ranged reads of a few KB
+(:class:`~alertprod.formats.exposure_file.ExposureFile`), not the ~200 MB files — and checked
+by them; their pixels are read later, by the windows the CCD's measurements need. A violation raises
 :class:`~alertprod.errors.ContractError` with a machine-readable reason; nothing is written
 before validation passes, so a quarantined upload leaves the Level 1 database untouched.
 
@@ -13,19 +15,21 @@ upload (``bad_time_scale``), for an image as for the catalog: its time could not
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from alertprod.errors import ContractError, NotFoundError
 from alertprod.formats import (
+    BlobSource,
+    BytesSource,
     DiaSourceCatalog,
+    ExposureFile,
     ExposureInfo,
     image_key,
     parse_key,
     read_diasource_catalog,
-    read_exposure_info,
 )
 from alertprod.formats.layout import REQUIRED_IMAGE_KINDS
 
@@ -70,8 +74,9 @@ class ValidatedUpload:
         The parsed catalog.
     image_info : dict
         ``kind -> ExposureInfo`` of each image present in the cache.
-    image_bytes : dict
-        ``kind -> bytes`` of each image present (read once, parsed later by the stage that needs it).
+    image_files : dict
+        ``kind -> ExposureFile`` of each image present: opened by its headers, its pixels read
+        later by the windows the stage that needs them asks for.
     warnings : list of str
         Degradations and conversions that do not stop processing: ``missing_image:<kind>``,
         ``unreadable_image:<kind>:<reason>``, ``time_scale_converted:<catalog|kind>:<TIMESYS>``.
@@ -80,7 +85,7 @@ class ValidatedUpload:
     key: str
     catalog: DiaSourceCatalog
     image_info: dict[str, ExposureInfo] = field(default_factory=dict)
-    image_bytes: dict[str, bytes] = field(default_factory=dict)
+    image_files: dict[str, ExposureFile] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -161,7 +166,16 @@ def _note_time_scale(up: ValidatedUpload, what: str, info: ExposureInfo) -> None
         up.warnings.append(f"time_scale_converted:{what}:{info.header_time_scale}")
 
 
-def validate_upload(data: bytes, key: str, get_image: Callable[[str], bytes]) -> ValidatedUpload:
+def _image_source(images: Any, key: str):
+    """A byte source of an image: ranged reads of a store, or the bytes a getter returns."""
+    if hasattr(images, "get_range") and hasattr(images, "size"):
+        return BlobSource(images, key)
+    if callable(images):
+        return BytesSource(images(key), what=key)
+    raise TypeError(f"images must be a BlobStore or a callable, got {type(images).__name__}")
+
+
+def validate_upload(data: bytes, key: str, images: Any) -> ValidatedUpload:
     """Validate a catalog and find its images in the image cache.
 
     Parameters
@@ -170,9 +184,10 @@ def validate_upload(data: bytes, key: str, get_image: Callable[[str], bytes]) ->
         The uploaded catalog.
     key : str
         Its object key.
-    get_image : callable
-        ``get_image(image_key) -> bytes``, raising :class:`~alertprod.errors.NotFoundError` when the
-        image is absent (an ``S3BlobStore.get`` of the image-cache bucket).
+    images : BlobStore or callable
+        The image cache (headers read by ranged reads), or ``get_image(image_key) -> bytes``
+        raising :class:`~alertprod.errors.NotFoundError` when an image is absent (whole bytes,
+        for tools and tests).
 
     Raises
     ------
@@ -187,18 +202,17 @@ def validate_upload(data: bytes, key: str, get_image: Callable[[str], bytes]) ->
     for kind in (*REQUIRED_IMAGE_KINDS, "snapdiff"):
         ikey = image_key(info.visit, info.detector, kind)
         try:
-            raw = get_image(ikey)
+            efile = ExposureFile.open(_image_source(images, ikey), what=ikey)
         except NotFoundError:
             if kind != "snapdiff":
                 up.warnings.append(f"missing_image:{kind}")
             continue
-        try:
-            iinfo = read_exposure_info(raw, what=ikey)
         except ContractError as exc:
             if exc.reason == "bad_time_scale":
                 raise
             up.warnings.append(f"unreadable_image:{kind}:{exc.reason}")
             continue
+        iinfo = efile.info
         _note_time_scale(up, kind, iinfo)
         same = (iinfo.visit, iinfo.detector, iinfo.band) == (info.visit, info.detector, info.band)
         if kind != "template" and not (same and abs(iinfo.mjd_mid_tai - info.mjd_mid_tai) < 1e-6):
@@ -211,7 +225,7 @@ def validate_upload(data: bytes, key: str, get_image: Callable[[str], bytes]) ->
             raise ContractError("image_mismatch", f"{ikey}: template is for detector {iinfo.detector} "
                                                   f"band {iinfo.band}")
         up.image_info[kind] = iinfo
-        up.image_bytes[kind] = raw
+        up.image_files[kind] = efile
     if not any(k in up.image_info for k in REQUIRED_IMAGE_KINDS):
         raise ContractError("missing_images", f"{key}: no science, difference or template image under "
                                               f"visits/{info.visit:08d}/{info.detector:03d}/")

@@ -15,10 +15,11 @@ from astropy.table import Table
 
 from alertprod.alerts import PreparedAlert, prepare_alerts
 from alertprod.apdb import Apdb, CcdWrites
-from alertprod.formats import Exposure, read_exposure
+from alertprod.formats import Exposure
 from alertprod.formats.layout import IMAGE_KINDS
 from alertprod.ingest import ValidatedUpload
 from alertprod.photometry.dia_forced import VisitImages
+from alertprod.photometry.stamps import cutout_half_size_pix, dia_forced_half_size_pix, sky_windows
 from alertprod.pipeline import steps
 from alertprod.pipeline.alerting import build_ccd_alerts
 from alertprod.pipeline.config import PipelineConfig
@@ -28,7 +29,7 @@ from alertprod.pixelization import pixels_covering
 from alertprod.summary.versions import next_object_versions
 from alertprod.times import now_mjd_tai
 
-__all__ = ["CcdComputation", "compute_ccd", "read_images"]
+__all__ = ["CcdComputation", "compute_ccd", "image_windows", "read_images"]
 
 
 @dataclass
@@ -40,16 +41,50 @@ class CcdComputation:
     counts: dict[str, int]
 
 
-def read_images(upload: ValidatedUpload) -> dict[str, Exposure | None]:
-    """The upload's exposures by kind; an unreadable one is None and recorded as a warning."""
+def image_windows(upload: ValidatedUpload, objects: Table, config: PipelineConfig
+                  ) -> dict[str, np.ndarray]:
+    """The pixel windows each image of the CCD is read by (:mod:`alertprod.photometry.stamps`).
+
+    Forced photometry of every DiaObject loaded for the footprint (a superset of those
+    measured) on ``difference`` and ``snapdiff``, position refinement and forced photometry on
+    ``science``, cutouts at the DiaSources on ``difference``, ``template`` (and ``science``
+    when alerts carry it).
+    """
+    t = upload.catalog.table
+    src = (np.asarray(t["ra"], float), np.asarray(t["dec"], float))
+    obj = ((np.asarray(objects["ra"], float), np.asarray(objects["dec"], float)) if len(objects)
+           else (np.zeros(0), np.zeros(0)))
+    cutout_kinds = {"difference", "template"} | ({"science"} if config.include_science_cutout else set())
+    out = {}
+    for kind, f in upload.image_files.items():
+        parts = []
+        if kind in ("difference", "science", "snapdiff"):
+            parts.append(sky_windows(f.wcs, f.shape, *obj, dia_forced_half_size_pix(kind, f.psf)))
+        if kind in cutout_kinds:
+            half = cutout_half_size_pix(f.psf, config.cutout_size_pix)
+            parts.append(sky_windows(f.wcs, f.shape, *src, half))
+        out[kind] = np.concatenate(parts) if parts else np.zeros((0, 4), np.int64)
+    return out
+
+
+def read_images(upload: ValidatedUpload, windows: dict[str, np.ndarray] | None = None
+                ) -> dict[str, Exposure | None]:
+    """The upload's exposures by kind, read by ``windows`` (whole when None); an unreadable one
+    is None and recorded as a warning.
+
+    Each file is read windowed or whole as its cost model says
+    (:meth:`~alertprod.formats.exposure_file.ExposureFile.read_windows`); either way the
+    pixels inside the windows are the file's, so the measurements do not depend on the way.
+    """
     out: dict[str, Exposure | None] = {}
     for kind in IMAGE_KINDS:
-        raw = upload.image_bytes.get(kind)
+        efile = upload.image_files.get(kind)
         out[kind] = None
-        if raw is None:
+        if efile is None:
             continue
         try:
-            out[kind] = read_exposure(raw, what=kind)
+            out[kind] = (efile.read_all() if windows is None
+                         else efile.read_windows(windows.get(kind, np.zeros((0, 4), np.int64))))
         except Exception as exc:  # an unusable image degrades only what needs it
             upload.warnings.append(f"unreadable_image:{kind}:{exc}")
     return out
@@ -61,12 +96,12 @@ def compute_ccd(upload: ValidatedUpload, apdb: Apdb, orbits: OrbitCache, config:
     info = upload.catalog.info
     corners = upload.catalog.footprint_radec()
     processed = now_mjd_tai()
-    with timer("read_images"):
-        exposures = read_images(upload)
     with timer("load_objects"):
         pixels = pixels_covering(corners, margin_arcsec=config.footprint_margin_arcsec)
         objects = apdb.get_dia_objects(pixels)
         catalog = orbits.get(info.mjd_mid_tai, warnings=upload.warnings)
+    with timer("read_images"):
+        exposures = read_images(upload, image_windows(upload, objects, config))
     with timer("associate"):
         sources = steps.prepare_sources(upload.catalog, processed_mjd_tai=processed)
         predicted, ephem = steps.predict_solar_system(catalog, info, corners,

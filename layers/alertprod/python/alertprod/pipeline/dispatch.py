@@ -65,7 +65,7 @@ def handle_upload(services: Services, bucket: str, key: str, *,
         return UploadOutcome(bucket, key, "ignored", f"{parsed.kind} objects do not trigger processing")
     data = services.uploads.get(key)
     try:
-        upload = validate_upload(data, key, services.images.get)
+        upload = validate_upload(data, key, services.images)
     except ContractError as exc:
         write_quarantine(services.uploads, bucket, key, exc)
         return UploadOutcome(bucket, key, "quarantined", exc.reason, {"detail": exc.detail})

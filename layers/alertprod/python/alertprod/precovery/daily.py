@@ -8,7 +8,7 @@ Flow (docs/precovery.md):
    objects by exposure and returns one :class:`PrecoveryUnit` per exposure (sent through the
    precovery queue so that many function instances share the work);
 2. :func:`run_unit` measures all objects of a unit at once on the cached difference (and science)
-   image and stores DiaForcedSource rows flagged as precovery (deterministic ids: a rerun
+   image, read by ranged reads of the windows around the objects only, and stores DiaForcedSource rows flagged as precovery (deterministic ids: a rerun
    rewrites the same rows); it counts itself done in the run record;
 3. the unit that completes the run triggers :func:`finalize_objects` (fan-in), which gives each
    object one new DiaObject version whose forced-flux summaries include the precovery points.
@@ -26,8 +26,9 @@ from astropy.table import Table
 from alertprod.apdb import LEASE_ORDER, Apdb, CcdWrites, LeaseManager, leased
 from alertprod.aws import BlobStore
 from alertprod.errors import NotFoundError, PrecoveryError
-from alertprod.formats import Exposure, image_key, read_exposure
+from alertprod.formats import BlobSource, Exposure, ExposureFile, image_key
 from alertprod.photometry.dia_forced import VisitImages, dia_forced_rows
+from alertprod.photometry.stamps import dia_forced_half_size_pix, sky_windows
 from alertprod.pixelization import pixel_of
 from alertprod.precovery.units import PrecoveryUnit
 from alertprod.summary.versions import next_object_versions
@@ -139,11 +140,19 @@ def run_unit(unit: PrecoveryUnit, *, apdb: Apdb, images: BlobStore,
 
 
 def _cached(images: BlobStore, unit: PrecoveryUnit, kind: str) -> Exposure | None:
-    """A cached image of the unit's exposure, None when it is not (or no longer) cached."""
+    """A cached image of the unit's exposure, None when it is not (or no longer) cached.
+
+    Read by ranges: its headers, then the windows around the unit's objects that forced
+    photometry (and, on the science image, position refinement) needs — or whole, when the
+    cost model says that is cheaper (:mod:`alertprod.formats.exposure_file`).
+    """
     try:
-        return read_exposure(images.get(image_key(unit.visit, unit.detector, kind)), what=kind)
+        efile = ExposureFile.open(BlobSource(images, image_key(unit.visit, unit.detector, kind)),
+                                  what=kind)
     except NotFoundError:
         return None
+    half = dia_forced_half_size_pix(kind, efile.psf)
+    return efile.read_windows(sky_windows(efile.wcs, efile.shape, unit.ra_deg, unit.dec_deg, half))
 
 
 def precovery_rows(unit: PrecoveryUnit, difference: Exposure, science: Exposure | None, *,

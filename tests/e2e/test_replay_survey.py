@@ -15,7 +15,10 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
+from alertprod.alerts import read_alert_container
 from alertprod.apdb import DynamoApdb
+from alertprod.cli.demo_filters import DEMO_FILTERS, DemoFilters
+from alertprod.filtering import AlertBatch, compile_filter
 from alertprod.formats import MaskBit, image_key, read_exposure
 from alertprod.pixelization import polygon_contains as contains
 from alertprod.replay.runner import replay
@@ -50,8 +53,31 @@ def replayed(tmp_path_factory):
         stack.run_until_idle()
         checks["forced_after"] = len(apdb.export()["DiaForcedSource"])
 
-    result = replay(survey, out, progress=False, before_export=rerun_last_precovery_day)
+    filters = DemoFilters()
+
+    def before_export(stack):
+        rerun_last_precovery_day(stack)
+        checks["filters"] = filters.collect(stack)
+
+    result = replay(survey, out, progress=False, before_export=before_export,
+                    on_start=filters.register, parameter_overrides={"WebhookAllowPrivate": "1"})
     return survey, out, result, checks
+
+
+def test_each_users_filter_receives_every_matching_alert_once_and_nothing_else(replayed):
+    _, out, _, checks = replayed
+    alerts = [a for path in sorted((out / "alerts").glob("*.avro")) for a in read_alert_container(
+        path.read_bytes())]
+    batch = AlertBatch.from_records(alerts)
+    ids = np.array([a["diaSourceId"] for a in alerts])
+    for user, name, expression, _kind in DEMO_FILTERS:
+        got = checks["filters"][user]
+        expected = set(ids[compile_filter(expression).evaluate(batch)].tolist())
+        assert expected, f"{name}: the survey should give it something to match"
+        assert set(got["alert_ids"]) == expected, name  # every match, nothing else
+        assert got["unique_alerts"] == len(expected), name  # once each after dedup
+        assert got["counters"]["matched"] == got["counters"]["delivered"] == len(expected), name
+        assert got["counters"]["failed"] == 0 and got.get("bad_signatures", 0) == 0
 
 
 def test_export_has_every_table_alert_and_quarantine_file(replayed):

@@ -74,6 +74,9 @@ SUMMARY = {
                 "stages": {"read": 0.2, "associate": 0.3 + 0.01 * k, "alerts": 0.5},
                 "dynamodbRequests": 40 + k, "nDiaSources": 3 + k} for k in range(15)],
     "ccdSecondsP50": 1.7, "ccdSecondsP95": 2.33, "dynamodbRequestsPerCcd": 47.0,
+    "filters": {"demo-alice": {"filter": "bright", "expression": "diaSource.snr > 20 AND " + EVIL,
+                               "transport": "webhook", "unique_alerts": 7,
+                               "counters": {"matched": 7, "delivered": 7, "failed": 0, "held": 0}}},
 }
 
 
@@ -176,6 +179,13 @@ def test_report_counts_equal_the_inputs(built):
     assert 'id="count-alertsSso">3<' in text  # i = 3, 10, 17
     rows = re.findall(r'<tr data-band="', text)
     assert len(rows) == N_ALERTS
+
+
+def test_report_shows_what_each_filter_received(built):
+    text = built.read_text()
+    section = text[text.index('id="filters"'):text.index('id="quarantine"')]
+    assert "demo-alice" in section and "webhook" in section and ">7<" in section
+    assert "<script>" not in section and "&lt;script&gt;" in section  # the expression escaped
 
 
 def test_report_escapes_a_malicious_quarantine_reason(built):

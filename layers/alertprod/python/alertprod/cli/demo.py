@@ -7,6 +7,7 @@ daily precovery, the alert topic), prints the summary and writes an HTML report.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ __all__ = ["register", "run_demo"]
 def run_demo(out: Path, *, preset: str = "night", seed: int = 1, report: bool = True,
              progress: bool = True) -> dict:
     """Simulate, replay, report; returns the replay summary."""
+    from alertprod.cli.demo_filters import DemoFilters
     from alertprod.cli.replay import print_summary
     from alertprod.replay.runner import replay
     from alertprod.sky import simulate_survey
@@ -28,7 +30,13 @@ def run_demo(out: Path, *, preset: str = "night", seed: int = 1, report: bool = 
     simulate_survey(survey, preset=preset, seed=seed, progress=progress)
     print(f"      done in {time.perf_counter() - t0:.0f} s")
     print("[2/3] replaying it through the embedded stack (moto server + local Lambda runner)")
-    result = replay(survey, export, progress=progress)
+    filters = DemoFilters()
+    delivered: dict = {}
+    result = replay(survey, export, progress=progress, on_start=filters.register,
+                    before_export=lambda stack: delivered.update(filters.collect(stack)),
+                    parameter_overrides={"WebhookAllowPrivate": "1"})  # the loopback receiver
+    result.summary["filters"] = delivered
+    (export / "summary.json").write_text(json.dumps(result.summary, indent=1, default=str))
     index = None
     if report:
         print("[3/3] writing the HTML report")
@@ -36,6 +44,12 @@ def run_demo(out: Path, *, preset: str = "night", seed: int = 1, report: bool = 
 
         index = build_report(export)
     print_summary(result.summary, export)
+    print("\n  alert filters (registered through the HTTP API; deliveries deduplicated by id):")
+    for user, got in delivered.items():
+        totals = got["counters"]
+        print(f"    {user:<11} {got['filter']!r} -> {got['transport']}: {got['unique_alerts']} alerts "
+              f"received (matched {totals.get('matched', 0)}, delivered {totals.get('delivered', 0)}, "
+              f"failed {totals.get('failed', 0)})")
     print("\n  where to look next:")
     if index is not None:
         print(f"    open {index}   (the night at a glance, per-CCD timings, alerts with cutouts and light curves)")

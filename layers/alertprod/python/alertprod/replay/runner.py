@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,7 +71,9 @@ def _upload_visit(stack: EmbeddedStack, visit: VisitUpload) -> None:
 def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True,
            timeout_s: float = 600.0, export: bool = True,
            before_export: Callable[[EmbeddedStack], None] | None = None,
-           log_level: str = "WARNING", image_cache_days: int | None = None) -> ReplayResult:
+           log_level: str = "WARNING", image_cache_days: int | None = None,
+           on_start: Callable[[EmbeddedStack], None] | None = None,
+           parameter_overrides: Mapping[str, Any] | None = None) -> ReplayResult:
     """Replay a survey directory through a fresh embedded stack and export the results.
 
     Parameters
@@ -95,13 +97,19 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
         Days a cached image is kept (the template's ``ImageCacheDays``, default 30): fewer
         make older epochs expire from the cache during the replay; the archive keeps them.
         The lifecycle is applied before each new day's visits and once more at the end.
+    on_start : callable, optional
+        Called with the running stack before the first upload (the demo registers its
+        example filters there).
+    parameter_overrides : Mapping, optional
+        More template parameters (e.g. ``WebhookAllowPrivate`` for the demo's loopback
+        webhook receiver).
     """
     if image_cache_days is not None and (isinstance(image_cache_days, bool)
                                          or not isinstance(image_cache_days, int)
                                          or image_cache_days < 1):
         raise ConfigError(f"image_cache_days must be a whole number of days >= 1, got "
                           f"{image_cache_days!r}")
-    overrides: dict[str, Any] = {"LogLevel": log_level}
+    overrides: dict[str, Any] = {"LogLevel": log_level, **(parameter_overrides or {})}
     if image_cache_days is not None:
         overrides["ImageCacheDays"] = image_cache_days
     t0 = time.perf_counter()
@@ -115,6 +123,8 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
     with EmbeddedStack(clock_start=first - timedelta(minutes=5),
                        parameter_overrides=overrides) as stack:
         res = stack.resources
+        if on_start is not None:
+            on_start(stack)
         if mpcorb is not None:
             stack.clients.s3.put_object(Bucket=res.upload_bucket, Key=f"{MPCORB_PREFIX}mpcorb.dat",
                                         Body=mpcorb.read_bytes())

@@ -51,8 +51,8 @@ COUNT_LABELS: dict[str, str] = {
     "quarantined": "uploads quarantined",
 }
 _TABLES = ("DiaObject", "DiaSource", "DiaForcedSource", "SSObject")
-_NAV = (("At a glance", "#glance"), ("Timings", "#timings"), ("Quarantine", "#quarantine"),
-        ("Alerts", "#alerts"))
+_NAV = (("At a glance", "#glance"), ("Timings", "#timings"), ("Filters", "#filters"),
+        ("Quarantine", "#quarantine"), ("Alerts", "#alerts"))
 
 
 def _table_rows(path: Path) -> int | None:
@@ -130,6 +130,25 @@ def _timings_section(summary: Mapping[str, Any], img: Path) -> str:
             "<img src=\"img/dynamodb_requests.png\" alt=\"DynamoDB requests per CCD\">"
             "<img src=\"img/stage_seconds.png\" alt=\"mean seconds per stage\"></div>"
             f"<h3>Mean seconds per stage</h3>{stage_table if stage_values else '<p class=note>none</p>'}")
+
+
+def _filters_section(summary: Mapping[str, Any]) -> str:
+    """What each user's filter received (``summary.json``'s ``filters``: the demo's users)."""
+    filters = summary.get("filters")
+    if not isinstance(filters, Mapping) or not filters:
+        return '<p class="note">No alert filter was registered in this run.</p>'
+    rows = []
+    for user, got in filters.items():
+        if not isinstance(got, Mapping):
+            continue
+        totals = got.get("counters") or {}
+        rows.append((user, got.get("filter", ""), got.get("expression", ""), got.get("transport", ""),
+                     got.get("unique_alerts", ""), totals.get("matched", ""),
+                     totals.get("delivered", ""), totals.get("failed", ""), totals.get("held", "")))
+    return ('<p class="note">Filters registered through the HTTP API with each user\'s token; '
+            "alerts counted at the receiving end, deduplicated on the delivery id.</p>"
+            + table(("user", "filter", "expression", "transport", "alerts received", "matched",
+                     "delivered", "failed", "held"), rows, table_id="filters-table"))
 
 
 def _quarantine_section(quarantine: Sequence[Mapping[str, Any]]) -> str:
@@ -264,6 +283,7 @@ def build_report(out_dir: str | Path, *, max_alerts: int = 500, workers: int = 1
         '<div><img src="img/sky_map.png" alt="sky map of the alerts" style="max-width:100%"></div>'
         '</div><img src="img/alerts_per_visit.png" alt="alerts per visit"></section>'
         f'<section id="timings"><h2>Per-CCD timings</h2>{_timings_section(summary, img)}</section>'
+        f'<section id="filters"><h2>Alert filters</h2>{_filters_section(summary)}</section>'
         f'<section id="quarantine"><h2>Quarantine ({len(quarantine)})</h2>'
         f"{_quarantine_section(quarantine)}</section>"
         f'<section id="alerts"><h2>Alerts ({len(alerts.rows)})</h2>'

@@ -8,7 +8,7 @@ quality of the 1,000 transients' ``psfFlux``: pulls against the truth and the la
 from the whole-CCD measurement, in σ (the last ``tile_pix`` exceeds the CCD: one cell). Then the
 full measurement at the default tile size (:func:`~alertprod.photometry.recreated.measure_recreated`:
 re-creation, ``psfFlux``, ``scienceFlux`` with its position refinement, rows). CPU seconds of
-the process, best of two or three. Figures in ``results/recreate.json``; docs/recreation.md
+the process, best of two or three. Figures in ``results/recreate.json``; docs/images.md, "Re-created difference images"
 quotes them.
 """
 

@@ -17,7 +17,7 @@ positions get a tile each; nearby ones share a tile when that costs less FFT wor
 noise level ZOGY computes from its inputs — the median of each variance plane, here of the
 window — which changes the kernels' weighting (D stays unbiased: a source of flux f is f · P_D
 for any noise levels) and the difference PSF, which moves a fitted flux by 1.5–2.5 × 10⁻⁴ for a
-1 % change (docs/recreation.md).
+1 % change (docs/images.md, "Re-created difference images").
 
 Inputs may hold data only in the windows (as ``ExposureFile.read_windows`` returns them: full
 shape, NaN and ``NO_DATA`` outside): nothing outside :func:`recreation_windows` is read.
@@ -38,11 +38,11 @@ from alertprod.imaging.subtraction import zogy_kernels, zogy_subtract
 __all__ = ["DEFAULT_TILE_PIX", "RecreationTile", "recreate_difference", "recreation_tiles",
            "recreation_windows", "zogy_kernel_size_pix"]
 
-#: Default largest tile side (pixels), from tests/benchmarks/test_bench_recreate.py (docs/recreation.md).
+#: Default largest tile side (pixels), from tests/benchmarks/test_bench_recreate.py (docs/images.md, "Re-created difference images").
 DEFAULT_TILE_PIX = 1024
 
 #: Fixed cost of one tile's subtraction (kernels, small FFTs, Python) in pixels of FFT work:
-#: ~5 ms against ~130 ns per pixel on one core (docs/recreation.md).
+#: ~5 ms against ~130 ns per pixel on one core (docs/images.md, "Re-created difference images").
 _TILE_OVERHEAD_PIX = 40_000
 
 Window = tuple[int, int, int, int]
@@ -269,7 +269,7 @@ def recreate_difference(science: Exposure, template: Exposure, x_pix: np.ndarray
         ``F_r / F_n``, template pixel value per science nJy: 1 for two images calibrated in
         nJy (the contract). Not estimated: :func:`~alertprod.imaging.subtraction.estimate_flux_scale`
         needs three bright stars in both images of a tile and would otherwise return 1, and a
-        scale from a few stars differs from tile to tile (docs/recreation.md).
+        scale from a few stars differs from tile to tile (docs/images.md, "Re-created difference images").
     workers : int, keyword-only
         Threads of each tile's FFTs.
 

@@ -166,16 +166,16 @@ def add_filter(store, fid: str, user: str, expression: str, transports: list[dic
     return record
 
 
-FRAGMENT = Path(__file__).resolve().parents[1] / "infra" / "fragments" / "distribution.yaml"
+TEMPLATE = Path(__file__).resolve().parents[1] / "infra" / "template.yaml"
 
 
 def create_service_table(client) -> str:
-    """A fresh table with ServiceTable's keys and TTL, read from the infrastructure fragment."""
+    """A fresh table with ServiceTable's keys and TTL, read from the template."""
     import uuid
 
     from alertprod.local.template import load_template
 
-    props = load_template(FRAGMENT)["Resources"]["ServiceTable"]["Properties"]
+    props = load_template(TEMPLATE)["Resources"]["ServiceTable"]["Properties"]
     name = f"service-{uuid.uuid4().hex[:10]}"
     client.create_table(TableName=name, AttributeDefinitions=props["AttributeDefinitions"],
                         KeySchema=props["KeySchema"], BillingMode=props["BillingMode"])

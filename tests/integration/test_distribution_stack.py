@@ -2,7 +2,7 @@
 queue → FilterServiceFunction → each user's SQS queue, webhook (loopback), S3 drop and SES digest.
 
 The handlers are the deployed ones (functions/*/app.py), imported with the environment the
-infrastructure fragment gives them; the service table is built from that fragment.
+template gives them; the service table is built from the template.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The DynamoDB service store passes the contract on moto's server, on a table built from the fragment."""
+"""The DynamoDB service store passes the contract on moto's server, on a table built from the template."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ visits). Each row measures the object on the difference image (``psfFlux``), the
 
 Where: ``psfFlux`` and ``snapDiffFlux`` at the DiaObject's position; ``scienceFlux`` at that
 position refined on the science image when the object is bright there
-(:func:`alertprod.photometry.positions.refine_positions`: forced S/N ≥ 10, a converged PSF
+(:func:`alertprod.photometry.positions.refine_positions`: forced S/N ≥ 5, a converged PSF
 fit within 1″; the flux less the σ²/F the fitted position adds), because a DiaObject's mean of
 faint difference-image detections can sit 0.1–0.3″ off a bright steady source and a PSF fit
 there loses several σ of its flux. The row's ``ra``/``dec`` are where ``scienceFlux`` was

@@ -95,6 +95,13 @@ class SurveyConfig:
         unflagged residuals (bogus sources).
     hot_pixels_per_ccd, edge_junk_per_ccd, dipoles_per_ccd : float
         Mean numbers of unmasked bogus artifacts per CCD-visit.
+    dipole_star_mag_r : tuple of float
+        ``(bright, faint)`` r magnitudes of the static stars a misalignment dipole may displace
+        (default 17-20.5). Fainter stars give faint static sources DiaObjects, hence forced rows
+        at science S/N 10-30 (a dipole on a star of r ≳ 22 is rarely detected).
+    variable_mag_r : tuple of float
+        ``(bright, faint)`` range of the variables' mean r magnitudes, drawn uniformly
+        (default 17-21).
     snapdiff_fraction : float
         Fraction of visits for which a snap-difference image is written.
     edge_transient : bool
@@ -151,6 +158,8 @@ class SurveyConfig:
     hot_pixels_per_ccd: float = 0.5
     edge_junk_per_ccd: float = 0.3
     dipoles_per_ccd: float = 0.3
+    dipole_star_mag_r: tuple[float, float] = (17.0, 20.5)
+    variable_mag_r: tuple[float, float] = (17.0, 21.0)
     snapdiff_fraction: float = 0.5
     edge_transient: bool = True
     mpcorb_epoch_offset_days: float = 0.0
@@ -184,6 +193,17 @@ class SurveyConfig:
                               f"weights (U = 0, 1, ...) with a positive sum, got "
                               f"{self.mpcorb_u_weights!r}")
         object.__setattr__(self, "mpcorb_u_weights", tuple(float(w) for w in weights.ravel()))
+        for name in ("dipole_star_mag_r", "variable_mag_r"):
+            value = getattr(self, name)
+            try:
+                bright, faint = (float(m) for m in value)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"SurveyConfig.{name} must be a (bright, faint) pair of r "
+                                  f"magnitudes, got {value!r}") from exc
+            if not 10.0 <= bright < faint <= 30.0:
+                raise ConfigError(f"SurveyConfig.{name} must satisfy 10 <= bright < faint <= 30 "
+                                  f"(r mag), got {value!r}")
+            object.__setattr__(self, name, (bright, faint))
 
     @property
     def n_detectors(self) -> int:

@@ -144,7 +144,8 @@ def build_scene(sky: SkyModel, visit_index: int, visit_row, wcs: WCS, shape: tup
     stars = sky.columns("star")
     x, y, k = _on(wcs, stars["ra"], stars["dec"], shape, _MARGIN_PIX)
     xs, ys, fs, mags = x[k], y[k], stars[fcol][k], stars["mag_r"][k]
-    cand = np.flatnonzero((mags > 17.0) & (mags < 20.5) & _inside(xs, ys, shape)
+    dip_bright, dip_faint = config.dipole_star_mag_r
+    cand = np.flatnonzero((mags > dip_bright) & (mags < dip_faint) & _inside(xs, ys, shape)
                           & (xs > 20) & (ys > 20) & (xs < shape[1] - 20) & (ys < shape[0] - 20))
     n_dip = min(rng.poisson(config.dipoles_per_ccd), cand.size)
     dip = rng.choice(cand, n_dip, replace=False) if n_dip else np.zeros(0, dtype=int)

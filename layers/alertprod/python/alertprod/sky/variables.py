@@ -37,12 +37,13 @@ def make_variables(config: SurveyConfig, rng: np.random.Generator, *, n: int | N
     -------
     astropy.table.Table
         Columns of :func:`~alertprod.sky.static_sky.make_stars` (``kind`` "variable", fluxes at
-        the mean magnitude ``mag_r``) plus ``period_days`` (0.05-1), ``amplitude_mag`` (0.3-1.2,
-        peak to peak), ``t0_mjd`` (epoch of phase 0), ``shape`` (index into :data:`SHAPES`).
+        the mean magnitude ``mag_r``, uniform over ``config.variable_mag_r``) plus
+        ``period_days`` (0.05-1), ``amplitude_mag`` (0.3-1.2, peak to peak), ``t0_mjd`` (epoch
+        of phase 0), ``shape`` (index into :data:`SHAPES`).
     """
     n = config.n_variables if n is None else n
     ra, dec = random_positions(config, n, rng, margin_pix=20)
-    t = _table("variable", ra, dec, rng.uniform(17.0, 21.0, n), rng.uniform(0.2, 0.8, n))
+    t = _table("variable", ra, dec, rng.uniform(*config.variable_mag_r, n), rng.uniform(0.2, 0.8, n))
     t["period_days"] = np.exp(rng.uniform(np.log(0.05), np.log(1.0), n))
     t["amplitude_mag"] = rng.uniform(0.3, 1.2, n)
     t["t0_mjd"] = config.start_mjd_tai - rng.uniform(0, 1, n) * t["period_days"]

@@ -78,8 +78,12 @@ FIGURES: tuple[Figure, ...] = (
     Figure("filters", "the same, against SQLite over the alert columns",
            "engine_evals_per_cpu_s_incl_batch_build", "per CPU s", "SQLite (Lasair's way)",
            "speedup_vs_sqlite"),
-    Figure("science_flux_pulls", "scienceFlux pulls, S/N 10–30 (std)", "after.bins.10-30.std", "",
-           "", "", "1.00 ± 0.05"),
+    Figure("science_flux_pulls", "scienceFlux pulls, S/N 10–30: std", "after.scienceFlux.1.std", "",
+           "DiaObject position, no refinement (before)", "", "1.00 ± 0.05"),
+    Figure("science_flux_pulls", "scienceFlux pulls, S/N 10–30: mean", "after.scienceFlux.1.mean", "",
+           "", "", "0 ± 0.05"),
+    Figure("science_flux_pulls", "scienceFlux pulls, S/N > 100: mean", "after.scienceFlux.3.mean", "",
+           "", "", "0 ± 0.05"),
 )
 
 

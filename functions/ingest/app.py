@@ -22,10 +22,13 @@ logger = Logger(service="alertprod-ingest")
 processor = BatchProcessor(event_type=EventType.SQS)
 services = Services.from_resources(Resources.from_env())
 pipeline = build_pipeline(services)
+MAX_RECEIVES = 3  # UploadQueue's maxReceiveCount (infra/template.yaml)
 
 
 def record_handler(record: SQSRecord) -> list[dict]:
-    outcomes = handle_upload_message(record.body, services, pipeline=pipeline)
+    outcomes = handle_upload_message(record.body, services, pipeline=pipeline,
+                                     receive_count=int(record.attributes.approximate_receive_count),
+                                     max_receives=MAX_RECEIVES)
     for o in outcomes:
         logger.info("upload handled", extra={"key": o.key, "status": o.status, "reason": o.reason})
     return [o.__dict__ for o in outcomes]

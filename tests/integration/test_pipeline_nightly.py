@@ -135,12 +135,16 @@ def test_malformed_upload_is_quarantined_and_writes_nothing(stack):
     assert len(tables["DiaSource"]) == 0 and len(tables["DiaObject"]) == 0
 
 
-def test_missing_template_gives_null_cutout_but_the_alert_goes_out(stack, consumer):
+def test_missing_template_is_quarantined_and_sends_nothing(stack, consumer):
+    # images come first (the contract): a catalog without its template is refused whole
     put_upload(stack, *SKY.upload(1, 0, 60000.10, _sources(2), kinds=("science", "difference")))
     stack.run_until_idle()
-    alerts = _drain(consumer, 2)
-    assert len(alerts) == 2
-    assert all(a.alert["cutoutTemplate"] is None and a.alert["cutoutDifference"] for a in alerts)
+    rec = json.loads(stack.clients.s3.get_object(Bucket=stack.resources.upload_bucket,
+                                                 Key="quarantine/00000001/000.json")["Body"].read())
+    assert rec["reason"] == "missing_image" and "template" in rec["detail"]
+    tables = _apdb(stack).export()
+    assert len(tables["DiaSource"]) == 0 and len(tables["DiaObject"]) == 0
+    assert _drain(consumer, 0) == []
 
 
 def test_known_asteroid_claims_its_source_before_dia_objects(stack, consumer):

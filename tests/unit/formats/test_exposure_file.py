@@ -178,7 +178,7 @@ def test_truncated_file_is_a_contract_error(scene):
     for data in (raw[:len(raw) // 2], packed[:len(packed) - 5000]):
         with pytest.raises(ContractError) as err:
             ExposureFile.open(data, what="difference")
-        assert err.value.reason == "not_fits" and "truncated" in str(err.value)
+        assert err.value.reason == "truncated_file" and "truncated" in str(err.value)
 
 
 def test_missing_plane_is_a_contract_error():
@@ -194,3 +194,18 @@ def test_missing_plane_is_a_contract_error():
     with pytest.raises(ContractError) as err:
         ExposureFile.open(buf.getvalue(), what="science")
     assert err.value.reason == "missing_extension" and "VARIANCE" in str(err.value)
+
+
+def test_negative_variance_is_flagged_bad_where_read_and_reported():
+    exp, _, _ = _exposure(n_stars=1)
+    small = Exposure(exp.image[:64, :64], exp.variance[:64, :64].copy(), exp.mask[:64, :64],
+                     exp.psf, exp.wcs, exp.info)
+    small.variance[10:20, 10:20] = -1.0
+    heard = []
+    efile = ExposureFile.open(write_exposure(small), what="difference")
+    efile.on_warning = lambda code, n: heard.append((code, n))
+    got = efile.read_windows(np.array([[0, 15, 0, 15]]))
+    flagged = (got.mask & int(MaskBit.BAD)) != 0
+    assert flagged[10:15, 10:15].all() and flagged.sum() == 25
+    assert heard == [("negative_variance", 25)] and efile.negative_variance_pixels == 25
+    assert got.variance[12, 12] == -1.0  # the pixels are the file's; the mask says unusable

@@ -91,11 +91,13 @@ def test_no_images_at_all_is_refused(upload_factory):
     assert _reason(validate_upload, cat, KEY, _getter({})) == "missing_images"
 
 
-def test_one_missing_image_only_degrades(upload_factory):
-    cat, images = upload_factory(kinds=("science", "difference"))
-    up = validate_upload(cat, KEY, _getter(images))
-    assert up.warnings == ["missing_image:template"]
-    assert set(up.image_info) == {"science", "difference"}
+@pytest.mark.parametrize("kind", ["science", "difference", "template"])
+def test_one_missing_image_is_refused_with_its_own_reason(upload_factory, kind):
+    cat, images = upload_factory()
+    del images[kind]
+    with pytest.raises(ContractError) as info:
+        validate_upload(cat, KEY, _getter(images))
+    assert info.value.reason == "missing_image" and kind in info.value.detail
 
 
 def test_image_of_another_visit_is_refused(upload_factory):
@@ -107,3 +109,13 @@ def test_image_of_another_visit_is_refused(upload_factory):
 def test_bad_key_is_refused(upload_factory):
     cat, _ = upload_factory()
     assert _reason(validate_catalog, cat, "diasources/1/0.fits") == "bad_key"
+
+
+def test_every_reason_code_has_a_row_in_the_formats_page():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[3] / "docs" / "formats.md").read_text()
+    quarantine = page[page.index("## 4. Quarantine"):page.index("## 5.")]
+    rows = {line.split("|")[1].strip().strip("`") for line in quarantine.splitlines()
+            if line.startswith("| `")}
+    assert rows == set(REASONS)

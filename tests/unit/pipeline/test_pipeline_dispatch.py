@@ -97,3 +97,21 @@ def test_without_a_pipeline_a_catalog_is_only_validated_and_orbits_are_not_loade
 def test_bucket_test_event_names_no_upload(deployment):
     body = json.dumps({"Event": "s3:TestEvent", "Bucket": "uploads"})
     assert handle_upload_message(body, deployment.services, pipeline=deployment.pipeline()) == []
+
+
+def test_a_missing_image_is_retried_through_the_queue_then_quarantined_on_the_last_receive(
+        sky, sky_sources, deployment):
+    from alertprod.pipeline.dispatch import RetryLaterError
+
+    key, cat, images = sky.upload(2, 0, T1, sky_sources(3, seed=41))
+    deployment.put((key, cat, {k: v for k, v in images.items() if not k.endswith("template.fits")}))
+    body, pipeline = _notification("uploads", key), deployment.pipeline()
+    for receive in (1, 2):  # the image may still arrive: the message goes back to the queue
+        with pytest.raises(RetryLaterError, match="missing_image"):
+            handle_upload_message(body, deployment.services, pipeline=pipeline,
+                                  receive_count=receive, max_receives=3)
+        assert not any(k.startswith("quarantine/") for k in deployment.uploads.list())
+    [outcome] = handle_upload_message(body, deployment.services, pipeline=pipeline,
+                                      receive_count=3, max_receives=3)
+    assert (outcome.status, outcome.reason) == ("quarantined", "missing_image")
+    _nothing_written(deployment)

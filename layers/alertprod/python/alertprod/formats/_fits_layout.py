@@ -62,7 +62,7 @@ class RangeCache:
         todo = self.missing(todo)  # gaps read through may overlap what is held
         for (a, b), data in zip(todo, self.source.read_ranges(todo), strict=True):
             if len(data) != min(b, self.source.size) - a:
-                raise ContractError("not_fits", f"{self.source.what} is truncated: bytes {a}-{b} "
+                raise ContractError("truncated_file", f"{self.source.what} is truncated: bytes {a}-{b} "
                                                 f"gave {len(data)} bytes")
             self.add(a, data)
 
@@ -133,7 +133,8 @@ class Hdu:
         return int(self.header.get("NAXIS1", 0)) * int(self.header.get("NAXIS2", 0))
 
 
-def _data_bytes(hdr: fits.Header) -> int:
+def data_bytes(hdr: fits.Header) -> int:
+    """Bytes of an HDU's data as its header declares them (without the padding to 2880)."""
     naxis = int(hdr.get("NAXIS", 0))
     if naxis == 0:
         return 0
@@ -145,6 +146,17 @@ def _data_bytes(hdr: fits.Header) -> int:
 
 def _padded(n: int) -> int:
     return -(-n // _BLOCK) * _BLOCK
+
+
+def check_header_bytes(text: bytes, what: str, offset: int) -> None:
+    """Refuse a header holding bytes FITS forbids there (only ASCII 32–126; astropy would
+    read them as ``?``), as ``bad_header``."""
+    raw = np.frombuffer(text, np.uint8)
+    bad = (raw < 32) | (raw > 126)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ContractError("bad_header", f"{what}: byte {offset + i} of a header is "
+                                          f"0x{int(raw[i]):02x}, outside FITS's printable ASCII")
 
 
 def first_chunk(cache: RangeCache) -> int:
@@ -168,6 +180,10 @@ def walk_headers(cache: RangeCache, what: str) -> list[Hdu]:
     file, so a plain file opens in two round trips).
     """
     size, off, hdus = first_chunk(cache), 0, []
+    if size == 0:
+        raise ContractError("empty_file", f"{what} is empty (zero bytes)")
+    if cache.read(0, 9) != b"SIMPLE  =":
+        raise ContractError("not_fits", f"{what} is not a FITS file (it does not begin with SIMPLE)")
     while off < size:
         text, end = b"", off
         while True:
@@ -175,7 +191,7 @@ def walk_headers(cache: RangeCache, what: str) -> list[Hdu]:
                 cache.fetch([(end, min(end + HEADER_CHUNK_BYTES, size))])
             block = cache.read(end, end + _BLOCK)
             if len(block) < _BLOCK:
-                raise ContractError("not_fits", f"{what} is truncated: header at byte {off} "
+                raise ContractError("truncated_file", f"{what} is truncated: header at byte {off} "
                                                 f"ends past the end of the file ({size} bytes)")
             text, end = text + block, end + _BLOCK
             if any(block[i:i + 3] == b"END" and block[i + 3:i + 80].strip() == b""
@@ -183,15 +199,16 @@ def walk_headers(cache: RangeCache, what: str) -> list[Hdu]:
                 break
             if end - off > 100 * _BLOCK:
                 raise ContractError("not_fits", f"{what}: no END card in the header at byte {off}")
+        check_header_bytes(text, what, off)
         try:
             hdr = fits.Header.fromstring(text.decode("ascii"))
-            nbytes = _data_bytes(hdr)
+            nbytes = data_bytes(hdr)
         except Exception as exc:
             raise ContractError("not_fits", f"{what} is not a readable FITS file: {exc}") from exc
         name = "PRIMARY" if not hdus else str(hdr.get("EXTNAME", "")).strip().upper()
         hdu = Hdu(name, hdr, end, nbytes)
         if end + nbytes > size:
-            raise ContractError("not_fits", f"{what} is truncated: HDU {name or len(hdus)} needs "
+            raise ContractError("truncated_file", f"{what} is truncated: HDU {name or len(hdus)} needs "
                                             f"bytes up to {end + nbytes}, the file has {size}")
         hdus.append(hdu)
         small = hdu.table_bytes if hdu.compressed else (nbytes if nbytes <= HEADER_CHUNK_BYTES else 0)

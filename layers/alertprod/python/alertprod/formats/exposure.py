@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs import WCS
 
 from alertprod.errors import ContractError
 from alertprod.formats.time_scale import DEFAULT_TIME_SCALE, mjd_to_tai, time_scale_from_header
@@ -130,6 +130,14 @@ def info_from_header(hdr: fits.Header, *, what: str = "file") -> ExposureInfo:
     for key in ("VISIT", "DETECTOR", "BAND", "MJD-MID", "EXPTIME"):
         if key not in hdr:
             raise ContractError("missing_header", f"{what}: primary header lacks {key}")
+    for key in ("VISIT", "DETECTOR"):
+        if not _is_int(hdr[key]):
+            raise ContractError("bad_header", f"{what}: {key} must be an integer, is {hdr[key]!r}")
+    for key in ("MJD-MID", "EXPTIME", "OBSGEO-L", "OBSGEO-B", "OBSGEO-H"):
+        if key in hdr and not _is_number(hdr[key]):
+            raise ContractError("bad_header", f"{what}: {key} must be a number, is {hdr[key]!r}")
+    if not isinstance(hdr["BAND"], str):
+        raise ContractError("bad_header", f"{what}: BAND must be a string, is {hdr['BAND']!r}")
     try:
         visit, detector = int(hdr["VISIT"]), int(hdr["DETECTOR"])
         mjd, exptime = float(hdr["MJD-MID"]), float(hdr["EXPTIME"])
@@ -150,6 +158,14 @@ def info_from_header(hdr: fits.Header, *, what: str = "file") -> ExposureInfo:
         raise ContractError("bad_header", f"{what}: OBSGEO-L/B/H out of range")
     mjd_tai = mjd_to_tai(mjd, scale, obs_lon_deg=lon, obs_lat_deg=lat, obs_height_m=height)
     return ExposureInfo(visit, detector, band, mjd_tai, exptime, lon, lat, height, scale)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
 
 
 def write_exposure(exp: Exposure) -> bytes:
@@ -226,26 +242,63 @@ def exposure_meta(hdul: fits.HDUList, *, what: str = "image") -> ExposureMeta:
         As :func:`read_exposure`.
     """
     info = info_from_header(hdul[0].header, what=what)
-    names = {h.name for h in hdul}
+    names = [h.name for h in hdul]
     for ext in ("IMAGE", "VARIANCE", "MASK", "PSF"):
         if ext not in names:
             raise ContractError("missing_extension", f"{what}: no {ext} extension")
+        if names.count(ext) > 1:
+            raise ContractError("duplicate_extension", f"{what}: {names.count(ext)} {ext} extensions")
     shapes = [tuple(hdul[n].shape) for n in ("IMAGE", "VARIANCE", "MASK")]
-    if len(shapes[0]) != 2 or shapes[1] != shapes[0] or shapes[2] != shapes[0]:
+    if len(shapes[0]) != 2 or shapes[1] != shapes[0] or shapes[2] != shapes[0] or min(shapes[0]) < 1:
         raise ContractError("bad_image", f"{what}: IMAGE/VARIANCE/MASK shapes differ or are not 2-D")
-    psf = np.asarray(hdul["PSF"].data, dtype=np.float64)
-    if psf.ndim != 2 or psf.shape[0] != psf.shape[1] or psf.shape[0] % 2 == 0:
-        raise ContractError("bad_psf", f"{what}: PSF shape {psf.shape} is not square and odd")
-    if not np.all(np.isfinite(psf)) or abs(psf.sum() - 1.0) > 1e-3:
-        raise ContractError("bad_psf", f"{what}: PSF sums to {psf.sum():.6g}, not 1")
+    _check_pixel_types(hdul, what)
+    psf = _checked_psf(hdul["PSF"], what)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
+        warnings.simplefilter("ignore")  # FITSFixedWarning and astropy.wcs's other notes
         try:
             wcs = WCS(hdul["IMAGE"].header)
+            celestial = wcs.has_celestial
         except Exception as exc:
             raise ContractError("bad_wcs", f"{what}: {exc}") from exc
-    if not wcs.has_celestial:
+    if not celestial:
         raise ContractError("bad_wcs", f"{what}: IMAGE header has no celestial WCS")
     extra = {k: v for k, v in hdul[0].header.items()
              if k not in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "COMMENT", "HISTORY", "")}
     return ExposureMeta(info, psf, wcs.celestial, extra, (int(shapes[0][0]), int(shapes[0][1])))
+
+
+def _bitpix(hdu) -> int:
+    """``BITPIX`` of a plane's pixels (``ZBITPIX`` for a tile-compressed one)."""
+    h = hdu.header
+    return int(h.get("ZBITPIX", h.get("BITPIX", 0))) if h.get("ZIMAGE", False) else int(h.get("BITPIX", 0))
+
+
+def _check_pixel_types(hdul: fits.HDUList, what: str) -> None:
+    """IMAGE and VARIANCE hold floating-point pixels, MASK integers (from the headers only)."""
+    for name in ("IMAGE", "VARIANCE"):
+        if _bitpix(hdul[name]) not in (-32, -64):
+            raise ContractError("bad_image", f"{what}: {name} pixels must be floating point, BITPIX "
+                                             f"is {_bitpix(hdul[name])}")
+    mask = hdul["MASK"]
+    if _bitpix(mask) not in (8, 16, 32, 64) or "BSCALE" in mask.header and mask.header["BSCALE"] != 1:
+        raise ContractError("bad_image", f"{what}: MASK pixels must be integer bits, BITPIX is "
+                                         f"{_bitpix(mask)}")
+
+
+def _checked_psf(hdu, what: str) -> np.ndarray:
+    """The PSF plane: square, odd-sized, finite, summing to 1 (±10⁻³), centred (±0.5 px)."""
+    try:
+        psf = np.asarray(hdu.data, dtype=np.float64)
+    except Exception as exc:
+        raise ContractError("bad_psf", f"{what}: the PSF plane cannot be read: {exc}") from exc
+    if psf.ndim != 2 or psf.shape[0] != psf.shape[1] or psf.shape[0] % 2 == 0:
+        raise ContractError("bad_psf", f"{what}: PSF shape {psf.shape} is not square and odd")
+    if not np.all(np.isfinite(psf)) or abs(psf.sum() - 1.0) > 1e-3:
+        raise ContractError("bad_psf", f"{what}: PSF sums to {psf.sum():.6g}, not 1")
+    k = psf.shape[0]
+    offsets = np.arange(k) - k // 2
+    cx, cy = float((psf.sum(axis=0) * offsets).sum()), float((psf.sum(axis=1) * offsets).sum())
+    if max(abs(cx), abs(cy)) > 0.5:
+        raise ContractError("bad_psf", f"{what}: PSF centroid ({cx:.2f}, {cy:.2f}) px is off its "
+                                       f"central pixel")
+    return psf

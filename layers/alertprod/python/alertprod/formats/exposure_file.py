@@ -28,12 +28,13 @@ the measurements.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 from astropy.io import fits
 
-from alertprod.errors import ContractError, ImageError
+from alertprod.errors import ContractError, ImageError, StorageError
 from alertprod.formats._fits_layout import (
     FILL,
     OUT_DTYPE,
@@ -53,6 +54,7 @@ from alertprod.formats.byte_ranges import (
     whole_ranges,
 )
 from alertprod.formats.exposure import Exposure, exposure_meta, read_exposure
+from alertprod.formats.mask import MaskBit
 
 __all__ = ["ExposureFile", "ReadPlan", "windows_around"]
 
@@ -132,6 +134,10 @@ class ExposureFile:
     def __init__(self, source: ByteSource, cache: RangeCache, hdus: list[Hdu], what: str,
                  cost: ReadCost):
         self.source, self._cache, self._hdus, self.what, self.cost = source, cache, hdus, what, cost
+        #: pixels read so far with a negative variance (flagged ``BAD``)
+        self.negative_variance_pixels = 0
+        #: called as ``on_warning(code, count)`` when a read finds unusable pixels (or None)
+        self.on_warning: Callable[[str, int], None] | None = None
         self._hdul = fits.open(RangeFile(cache, what), memmap=False, lazy_load_hdus=True)
         meta = exposure_meta(self._hdul, what=what)
         self.info, self.wcs, self.psf, self.header, self.shape = (meta.info, meta.wcs, meta.psf,
@@ -158,21 +164,27 @@ class ExposureFile:
         Raises
         ------
         ContractError
-            As :func:`~alertprod.formats.exposure.read_exposure` (``not_fits`` also for a
-            truncated file, ``missing_extension`` for a missing plane).
+            As :func:`~alertprod.formats.exposure.read_exposure` (``empty_file``,
+            ``truncated_file`` for a file shorter than its headers declare, ``not_fits``,
+            ``missing_extension`` for a missing plane, ``duplicate_extension``, ``bad_image``,
+            ``bad_psf``, ``bad_wcs``, the header reasons); no other exception type for what
+            the bytes hold (a failing store raises its own error, to be retried).
         """
         if isinstance(source, bytes | bytearray | memoryview):
             source = BytesSource(bytes(source), what=what or "image")
         what = what or source.what
         cache = RangeCache(source)
-        hdus = walk_headers(cache, what)
-        names = {h.name for h in hdus}
-        for name in (*PLANES, "PSF"):
-            if name not in names:
-                raise ContractError("missing_extension", f"{what}: no {name} extension")
         try:
+            hdus = walk_headers(cache, what)
+            names = [h.name for h in hdus]
+            for name in (*PLANES, "PSF"):
+                if name not in names:
+                    raise ContractError("missing_extension", f"{what}: no {name} extension")
+                if names.count(name) > 1:
+                    raise ContractError("duplicate_extension",
+                                        f"{what}: {names.count(name)} {name} extensions")
             return cls(source, cache, hdus, what, cost)
-        except ContractError:
+        except (ContractError, StorageError):  # a failing store is retried, not quarantined
             raise
         except Exception as exc:  # astropy raises OSError/ValueError/KeyError variously
             raise ContractError("not_fits", f"{what} is not a readable FITS file: {exc}") from exc
@@ -234,7 +246,7 @@ class ExposureFile:
                            strict=True))
         for (a, b), (_, data) in zip(plan.ranges, fetched, strict=True):
             if len(data) != b - a:  # the object changed or was cut short since it was opened
-                raise ContractError("not_fits", f"{self.what} is truncated: bytes {a}-{b} gave "
+                raise ContractError("truncated_file", f"{self.what} is truncated: bytes {a}-{b} gave "
                                                 f"{len(data)} bytes")
         if self.compressed:  # astropy decompresses from the cache
             for a, data in fetched:
@@ -245,19 +257,41 @@ class ExposureFile:
             if len(w):
                 if lay.compressed:
                     lay._tiles(w)
-                full = lay.decode(fetched, self._hdul)
+                try:
+                    full = lay.decode(fetched, self._hdul)
+                except (ContractError, StorageError):
+                    raise
+                except Exception as exc:  # a corrupt tile: cfitsio's own exception types
+                    raise ContractError("bad_image", f"{self.what}: {name} pixels cannot be "
+                                                     f"decoded: {exc}") from exc
                 for y0, y1, x0, x1 in w:
                     out[y0:y1, x0:x1] = full[y0:y1, x0:x1]
                 del full
             planes[name] = out
-        return Exposure(planes["IMAGE"], planes["VARIANCE"], planes["MASK"], self.psf.copy(),
-                        self.wcs.deepcopy(), self.info, dict(self.header))
+        return self._flag_negative_variance(
+            Exposure(planes["IMAGE"], planes["VARIANCE"], planes["MASK"], self.psf.copy(),
+                     self.wcs.deepcopy(), self.info, dict(self.header)))
 
     def read_all(self) -> Exposure:
         """The whole exposure, as :func:`~alertprod.formats.exposure.read_exposure` reads it
         (the file in a few large parallel ranges)."""
         ranges = whole_ranges(self.source.size, self.cost.parallelism)
-        return read_exposure(b"".join(self.source.read_ranges(ranges)), what=self.what)
+        return self._flag_negative_variance(
+            read_exposure(b"".join(self.source.read_ranges(ranges)), what=self.what))
+
+    def _flag_negative_variance(self, exp: Exposure) -> Exposure:
+        """Pixels read with a negative variance are unusable: ``MaskBit.BAD`` is set on them
+        (every measurement gives them zero weight, and alert cutouts show them) and
+        :attr:`on_warning` hears ``("negative_variance", count)``. A pixel-level defect is
+        found here, on the pixels a CCD reads, not at validation (docs/formats.md)."""
+        negative = exp.variance < 0  # NaN compares False: NaN pixels are unusable already
+        n = int(np.count_nonzero(negative))
+        if n:
+            exp.mask[negative] |= np.int32(MaskBit.BAD)
+            self.negative_variance_pixels += n
+            if self.on_warning is not None:
+                self.on_warning("negative_variance", n)
+        return exp
 
     def close(self) -> None:
         """Close the astropy view of the file (the source stays usable)."""

@@ -14,10 +14,25 @@ from alertprod.errors import ContractError
 from alertprod.formats import quarantine_key
 from alertprod.formats.layout import parse_key
 
-__all__ = ["QUARANTINE_SCHEMA", "quarantine_record", "write_quarantine"]
+__all__ = ["MAX_DETAIL_CHARS", "QUARANTINE_SCHEMA", "quarantine_record", "safe_text", "write_quarantine"]
 
 #: Identifier of the record layout, for consumers of quarantine records.
 QUARANTINE_SCHEMA = "alertprod.quarantine/1"
+
+
+#: Longest ``detail`` kept in a record, characters (a hostile header value can be ~70 kB).
+MAX_DETAIL_CHARS = 1000
+
+
+def safe_text(text: str, *, limit: int = MAX_DETAIL_CHARS) -> str:
+    """``text`` with control and non-ASCII characters escaped, cut to ``limit`` characters.
+
+    Details quote what an upload holds (header values, column names); a record must stay one
+    readable line of ASCII whatever the upload says.
+    """
+    out = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii")
+                  for c in str(text))
+    return out if len(out) <= limit else out[:limit - 3] + "..."
 
 
 def quarantine_record(bucket: str, key: str, error: ContractError, *,
@@ -35,7 +50,7 @@ def quarantine_record(bucket: str, key: str, error: ContractError, *,
         "visit": visit,
         "detector": detector,
         "reason": error.reason,
-        "detail": error.detail,
+        "detail": safe_text(error.detail),
         "quarantinedAt": (now or datetime.now(UTC)).isoformat(),
     }
     return quarantine_key(visit, detector, key), body

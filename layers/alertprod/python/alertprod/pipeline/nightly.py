@@ -41,7 +41,7 @@ from alertprod.pipeline.write_ahead import StagedPlan, load_alerts, load_plan, s
 if TYPE_CHECKING:
     from alertprod.aws import BlobStore, Services, SqsQueue
 
-__all__ = ["CcdResult", "NightlyPipeline"]
+__all__ = ["CcdResult", "NightlyPipeline", "refuse_other_content"]
 
 
 @dataclass
@@ -63,6 +63,30 @@ class CcdResult:
                 "counts": dict(self.counts), "stages": {k: round(v, 6) for k, v in self.seconds.items()},
                 "seconds": round(self.total_seconds, 6), "dynamodbRequests": self.dynamodb_requests,
                 "warnings": list(self.warnings)}
+
+
+def refuse_other_content(record: dict[str, Any], upload: ValidatedUpload) -> None:
+    """Refuse a catalog for a CCD that was planned from other catalog bytes.
+
+    A redelivery carries the same bytes (same SHA-256) and is resumed or acknowledged; a CCD
+    whose plan is staged (``planned`` or later) from another catalog is refused with
+    ``already_processed``: reprocessing withdraws the earlier rows first, an operator's action.
+    A CCD only ``started`` wrote nothing, so a new catalog replaces the one it was computing.
+
+    Raises
+    ------
+    ContractError
+        ``already_processed``.
+    """
+    prior = record.get("catalogSha256")
+    state = record.get("state")
+    if (state not in (None, CcdState.STARTED) and prior and upload.catalog_sha256
+            and prior != upload.catalog_sha256):
+        raise ContractError("already_processed",
+                            f"{upload.key}: visit {upload.visit} detector {upload.detector} was "
+                            f"already {state} from a catalog with other content (SHA-256 "
+                            f"{prior[:12]}…, this one {upload.catalog_sha256[:12]}…); reprocessing "
+                            f"a CCD is an operator's action")
 
 
 class NightlyPipeline:
@@ -155,6 +179,7 @@ class NightlyPipeline:
     def _check_done(self, upload: ValidatedUpload) -> dict[str, int] | None:
         """Step 1: the counts of a CCD already ``DONE``, None otherwise."""
         record = self.level1.ledger.get_ccd_record(upload.visit, upload.detector) or {}
+        refuse_other_content(record, upload)
         return dict(record.get("counts", {})) if record.get("state") == CcdState.DONE else None
 
     def _plan_and_store(self, upload: ValidatedUpload, lease: Lease,
@@ -165,10 +190,12 @@ class NightlyPipeline:
         """
         ledger = self.level1.ledger
         v, d = upload.visit, upload.detector
-        state = (ledger.get_ccd_record(v, d) or {}).get("state")  # read under the lease
+        record = ledger.get_ccd_record(v, d) or {}  # read under the lease
+        refuse_other_content(record, upload)
+        state = record.get("state")
         plan = None
         if state in (None, CcdState.STARTED):
-            ledger.put_ccd_record(v, d, CcdState.STARTED)
+            ledger.put_ccd_record(v, d, CcdState.STARTED, catalogSha256=upload.catalog_sha256)
             computed = compute_ccd(upload, self.apdb, self.orbits, self.config, timer)
             plan = StagedPlan(computed.writes, computed.alerts)
             with timer("stage"):

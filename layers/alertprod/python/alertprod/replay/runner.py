@@ -6,13 +6,15 @@ orbit refresh at 12:00 UTC, before the next night's visits, and precovery at 15:
 image cache expires as it would on AWS (after ``ImageCacheDays``, 30 unless
 ``image_cache_days`` shortens it) while ArchiveFunction keeps every science and template image
 in the long-term archive. The orbit catalog is uploaded first, at the first visit's time: its
-upload refreshes the first night. Then the Level 1 database, the alerts and the quarantine
-records are exported (docs/formats.md §6).
+upload refreshes the first night. Then the Level 1 database, the alerts, the quarantine
+records and every message left in a dead-letter queue are exported (docs/formats.md §6), so
+that no upload disappears without a record.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -28,8 +30,9 @@ from tqdm import tqdm
 from alertprod.apdb import CcdState, Level1, dynamo_level1, write_export
 from alertprod.archive import ARCHIVE_PREFIX
 from alertprod.aws import S3BlobStore
-from alertprod.errors import ConfigError
+from alertprod.errors import ConfigError, EventError
 from alertprod.formats.layout import MPCORB_PREFIX
+from alertprod.ingest import s3_objects_from_sqs_body
 from alertprod.local.stack import EmbeddedStack
 from alertprod.orbitrefresh import night_of, staged_report
 from alertprod.replay.survey_dir import VisitUpload, scan_survey_dir
@@ -117,7 +120,8 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = ReplayResult(out)
-    first = mjd_tai_to_datetime(visits[0].mjd_tai) if visits else datetime.now(UTC)
+    dated = [v.mjd_tai for v in visits if math.isfinite(v.mjd_tai)]
+    first = mjd_tai_to_datetime(dated[0]) if dated else datetime.now(UTC)
     # the functions' structured INFO logs would drown the progress bar: warnings and errors show
     expired = 0
     with EmbeddedStack(clock_start=first - timedelta(minutes=5),
@@ -131,7 +135,9 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
             stack.run_until_idle(timeout_s=timeout_s)
         bar = tqdm(visits, desc="replay", unit="visit", disable=not progress)
         for visit in bar:
-            when = mjd_tai_to_datetime(visit.mjd_tai)
+            # a visit without a readable time (only broken catalogs) comes last, at the clock's
+            # time: uploaded and quarantined like any other
+            when = mjd_tai_to_datetime(visit.mjd_tai) if math.isfinite(visit.mjd_tai) else stack.clock
             if when > stack.clock:
                 # crossing 12:00 UTC refreshes the orbits for the night about to start
                 result.precovery_days += _precovery_days(stack.advance_clock(to=when))
@@ -178,7 +184,69 @@ def export_all(stack: EmbeddedStack, level1: Level1, out: Path) -> dict[str, str
                for k in _list(s3, res.upload_bucket, "quarantine/")]
     (out / "quarantine.json").write_text(json.dumps(records, indent=1))
     written["quarantine"] = str(out / "quarantine.json")
+    (out / "dead_letters.json").write_text(json.dumps(dead_letters(stack), indent=1))
+    written["dead_letters"] = str(out / "dead_letters.json")
     return written
+
+
+def dead_letter_queues(stack: EmbeddedStack) -> list[str]:
+    """Logical ids of the template's dead-letter queues: every queue a ``RedrivePolicy`` names
+    as its ``deadLetterTargetArn``, and the queues the functions write failures to directly
+    (``DeliveryDLQ``: a queue whose logical id ends in ``DLQ``)."""
+    resources = stack.template["Resources"]
+    queues = _created_queues(stack)
+    arns = {stack.attribute(lid, "Arn"): lid for lid in queues}
+    out = {lid for lid in queues if lid.endswith("DLQ")}
+    for lid in queues:
+        redrive = resources[lid].get("Properties", {}).get("RedrivePolicy")
+        if redrive:
+            target = stack.resolver.resolve(redrive).get("deadLetterTargetArn")
+            if target in arns:
+                out.add(arns[target])
+    return sorted(out)
+
+
+def _created_queues(stack: EmbeddedStack) -> list[str]:
+    """Logical ids of the template's queues that exist on this stack (conditions applied)."""
+    resources = stack.template["Resources"]
+    return sorted(lid for lid, spec in resources.items() if spec["Type"] == "AWS::SQS::Queue"
+                  and ("Condition" not in spec or stack.resolver.condition(spec["Condition"])))
+
+
+def dead_letters(stack: EmbeddedStack) -> list[dict[str, Any]]:
+    """Every message waiting in a dead-letter queue, with its queue and body (left in place).
+
+    Messages are received with a long visibility timeout (the stack's clock stands still
+    during the export, so none is received twice), then made visible again.
+    """
+    sqs = stack.clients.sqs
+    records: list[dict[str, Any]] = []
+    for lid in dead_letter_queues(stack):
+        url = stack.physical_id(lid)
+        handles = []
+        while True:
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=3600,
+                                      AttributeNames=["All"]).get("Messages", [])
+            if not got:
+                break
+            for m in got:
+                handles.append(m["ReceiptHandle"])
+                attrs = m.get("Attributes", {})
+                records.append({"queue": lid, "messageId": m["MessageId"], "body": m["Body"],
+                                "receiveCount": int(attrs.get("ApproximateReceiveCount", 0)),
+                                "sentTimestampMs": int(attrs.get("SentTimestamp", 0)),
+                                "keys": _s3_keys(m["Body"])})
+        for handle in handles:
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+    return records
+
+
+def _s3_keys(body: str) -> list[str]:
+    """The object keys an S3 notification body names ([] for any other body)."""
+    try:
+        return [obj.key for obj in s3_objects_from_sqs_body(body)]
+    except EventError:
+        return []
 
 
 def _list(s3, bucket: str, prefix: str) -> list[str]:
@@ -204,7 +272,7 @@ def orbit_refresh_summary(stack: EmbeddedStack, level1: Level1,
     base = level1.apdb.get_orbit_catalog_version()
     staging = S3BlobStore(stack.clients.s3, stack.resources.alert_bucket)
     out = []
-    for night in sorted({night_of(v.mjd_tai) for v in visits}):
+    for night in sorted({night_of(v.mjd_tai) for v in visits if math.isfinite(v.mjd_tai)}):
         report = staged_report(level1.apdb, staging, night, base) if base else None
         cost = (report or {}).get("cost") or {}
         out.append({"night": night, "refreshed": report is not None,
@@ -220,6 +288,8 @@ def summarize(stack: EmbeddedStack, level1: Level1, visits: list[VisitUpload], o
     totals: dict[str, int] = {}
     for v in visits:
         for c in v.ccds:
+            if c.visit is None:  # a stray key: quarantined, never processed
+                continue
             rec = level1.ledger.get_ccd_record(c.visit, c.detector)
             if not rec or rec.get("state") != CcdState.DONE:
                 continue
@@ -236,6 +306,10 @@ def summarize(stack: EmbeddedStack, level1: Level1, visits: list[VisitUpload], o
         quarantined = len(json.loads((out / "quarantine.json").read_text()))
     except (OSError, ValueError):
         quarantined = 0
+    try:
+        dead = len(json.loads((out / "dead_letters.json").read_text()))
+    except (OSError, ValueError):
+        dead = 0
     precovery = 0
     fpath = out / "DiaForcedSource.fits"
     if fpath.exists():
@@ -257,6 +331,7 @@ def summarize(stack: EmbeddedStack, level1: Level1, visits: list[VisitUpload], o
         "alerts": totals.get("alertsPublished", totals.get("alerts", 0)),
         "alertsClaimChecked": totals.get("alertsClaimChecked", 0),
         "quarantined": quarantined,
+        "deadLetters": dead,
         "ccdSecondsP50": float(np.percentile(secs, 50)) if secs.size else float("nan"),
         "ccdSecondsP95": float(np.percentile(secs, 95)) if secs.size else float("nan"),
         "dynamodbRequestsPerCcd": float(reqs.mean()) if reqs.size else float("nan"),

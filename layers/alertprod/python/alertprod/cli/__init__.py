@@ -13,7 +13,7 @@ import sys
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 
 #: Modules of :mod:`alertprod.cli` that register commands, in ``--help`` order.
-COMMAND_MODULES = ("demo", "simulate", "replay", "stack", "alerts", "filters", "tokens")
+COMMAND_MODULES = ("demo", "simulate", "replay", "stack", "alerts", "filters", "tokens", "dlq")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -185,3 +185,13 @@ def test_lifecycle_expires_cached_images_older_than_30_days_only(stack):
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=images)["Contents"])
     assert keys == ["calib/keep.fits", "visits/00000020/000/difference.fits"]
     assert stack.apply_lifecycle(now=stack.clock + timedelta(days=11))["ImageBucket"] == []
+
+
+def test_a_failed_invocation_is_logged_with_its_function_and_error(stack, caplog):
+    import logging
+
+    with (caplog.at_level(logging.ERROR, logger="alertprod.local"),
+          pytest.raises(Exception)):  # noqa: B017 - any error the handler raises
+        stack.invoke("PrecoveryWorkerFunction", {"Records": "not a list"})
+    failed = [r for r in caplog.records if r.name.startswith("alertprod.local")]
+    assert failed and "PrecoveryWorkerFunction failed" in failed[-1].getMessage()

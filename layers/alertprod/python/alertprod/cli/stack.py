@@ -48,6 +48,13 @@ def _resources(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    import logging
+
+    # failed invocations and partial batch failures, as CloudWatch Logs would show them
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger("alertprod.local").addHandler(handler)
+    logging.getLogger("alertprod.local").setLevel(logging.WARNING)
     stop = threading.Event()
     with _stack(args) as stack:
         print(f"embedded AWS stack on {stack.endpoint_url}")
@@ -56,7 +63,8 @@ def _up(args: argparse.Namespace) -> int:
               "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
         print("resources:")
         _print_resources(stack)
-        print("functions run as messages arrive; Ctrl-C stops the stack (its state is not kept).")
+        print("functions run as messages arrive; failed invocations are printed here. Ctrl-C stops "
+              "the stack (its state is not kept).")
         try:
             stack.run_forever(stop)
         except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import importlib.util
+import logging
 import os
 import sys
 import threading
@@ -25,6 +26,9 @@ from typing import Any, NamedTuple
 
 from alertprod.aws.sqs import SqsMessage, SqsQueue
 from alertprod.errors import ConfigError, NotFoundError
+
+#: Failed invocations and partial batch failures, as CloudWatch Logs would show them.
+_LOG = logging.getLogger("alertprod.local.lambdas")
 
 __all__ = ["LambdaContext", "LocalFunction", "SqsSource", "Invocation", "LocalLambdaService"]
 
@@ -183,12 +187,19 @@ class LocalLambdaService:
                 with _environment(env):
                     response = handler(event, context)
             except Exception as exc:
+                error = "".join(traceback.format_exception_only(exc)).strip()
                 self.log.append(Invocation(fn.logical_id, event, "error", time.perf_counter() - start,
-                                           error="".join(traceback.format_exception_only(exc)).strip(),
-                                           request_id=context.aws_request_id))
+                                           error=error, request_id=context.aws_request_id))
+                # as CloudWatch shows a failed invocation: the function, the request, the error
+                _LOG.error("%s failed (request %s): %s", fn.logical_id, context.aws_request_id, error)
                 raise
             failures = response.get("batchItemFailures") if isinstance(response, dict) else None
             outcome = "partial" if failures else "ok"
+            if failures:
+                records = len(event.get("Records", [])) if isinstance(event, dict) else 0
+                _LOG.warning("%s: %d of %d records failed and go back to the queue (request %s): %s",
+                             fn.logical_id, len(failures), records, context.aws_request_id,
+                             ", ".join(str(f.get("itemIdentifier")) for f in failures[:5]))
             self.log.append(Invocation(fn.logical_id, event, outcome, time.perf_counter() - start,
                                        response=response, request_id=context.aws_request_id))
             return response

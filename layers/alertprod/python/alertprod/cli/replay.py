@@ -24,6 +24,8 @@ def print_summary(summary: dict, out: Path) -> None:
         ("alerts published", summary.get("alerts")),
         ("  of which by claim-check", summary.get("alertsClaimChecked")),
         ("quarantined uploads", summary.get("quarantined")),
+        ("dead-lettered messages", f"{summary.get('deadLetters', 0)}"
+                                   + (" (see dead_letters.json)" if summary.get("deadLetters") else "")),
         ("per-CCD seconds p50 / p95", f"{f(summary.get('ccdSecondsP50'), '.3f')} / "
                                       f"{f(summary.get('ccdSecondsP95'), '.3f')}"),
         ("DynamoDB requests per CCD", f(summary.get("dynamodbRequestsPerCcd"), ".1f")),

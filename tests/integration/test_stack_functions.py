@@ -67,6 +67,9 @@ def test_every_template_resource_exists_on_the_stack(stack):
             found[logical_id] = (fn.code_dir / "app.py").parent.name in spec["Properties"]["CodeUri"]
         elif rtype == "AWS::Serverless::LayerVersion":
             found[logical_id] = physical.startswith("arn:aws:lambda:")
+        elif rtype == "AWS::Logs::LogGroup":
+            groups = boto3.client("logs").describe_log_groups(logGroupNamePrefix=physical)["logGroups"]
+            found[logical_id] = any(g["logGroupName"] == physical for g in groups)
     assert found == {logical_id: True for logical_id in stack.template["Resources"]}
 
 

@@ -2,18 +2,20 @@
 
 A backend's test module subclasses :class:`ApdbContract`, :class:`CcdLedgerContract` and
 :class:`LeaseManagerContract` (with a ``Test`` name) and provides one fixture, ``connect``: a
-callable ``connect(*, clock=time.time, sleep=time.sleep, before_transaction=None) -> Level1``
-that opens a new connection (its own caches and metrics, like another Lambda container) to the
-one fresh storage of the test. ``before_transaction(n)``, when given, is called before the
-connection sends its n-th TransactWriteItems request (n from 1): raise in it to crash the
-writer there, or write through another connection to race it. The suite builds the default
+callable ``connect(*, clock=time.time, sleep=time.sleep, before_transaction=None,
+before_request=None) -> Level1`` that opens a new connection (its own caches and metrics, like
+another Lambda container) to the one fresh storage of the test. ``before_transaction(n)``, when
+given, is called before the connection sends its n-th TransactWriteItems request (n from 1):
+raise in it to crash the writer there, or write through another connection to race it.
+``before_request(operation)`` is called before every request of the connection's APDB, with
+DynamoDB's operation name (``"update_item"``, ...): raise in it to crash between two requests. The suite builds the default
 ``level1`` from ``connect`` with a :class:`FakeClock`, so lease expiry needs no waiting.
 
 The cases are named after the guarantee they prove, and each fails against a backend that
 skips the check behind it (``tests/unit/apdb/test_apdb_contract_sensitivity.py`` shows it for
 the key ones). The Apdb cases on DiaObjects, history, fencing and request limits are here;
-those on the solar system, orbits, image index, precovery runs and export in
-:mod:`contract.services_contract`; the lease and ledger cases in
+those on the solar system, orbits, image index and export in
+:mod:`contract.services_contract`, those on precovery runs in :mod:`contract.runs_contract`; the lease and ledger cases in
 :mod:`contract.coordination_contract`. Shared data: :mod:`contract._data`.
 """
 

@@ -1,4 +1,4 @@
-"""The contract of the Level 1 database's services: solar system, orbits, image index, runs.
+"""The contract of the Level 1 database's services: solar system, orbits, image index, export.
 
 Mixed into :class:`contract.apdb_contract.ApdbContract` (see there for the fixture API).
 """
@@ -21,7 +21,8 @@ from contract._data import (
     ss_objects,
     ss_sources,
 )
-from contract.coordination_contract import Level1Contract
+from contract.runs_contract import PrecoveryRunsContract
+from contract.sizes_contract import ItemSizesContract
 
 from alertprod.apdb import PREV_VALIDITY_COLUMN
 from alertprod.apdb.export import EXPORT_ORDER, EXPORT_TABLES
@@ -34,7 +35,7 @@ from alertprod.pixelization import pixel_of, pixels_covering
 __all__ = ["ApdbServicesContract"]
 
 
-class ApdbServicesContract(Level1Contract):
+class ApdbServicesContract(PrecoveryRunsContract, ItemSizesContract):
     """What every :class:`~alertprod.apdb.Apdb` guarantees beyond DiaObjects and their history."""
 
     # -- solar system --------------------------------------------------------------------------
@@ -195,56 +196,6 @@ class ApdbServicesContract(Level1Contract):
             apdb.find_archived_exposures([1.5], T0, T1)
         cell = int(pixel_of(10.025, 0.025, order=ARCHIVE_INDEX_ORDER))
         assert len(apdb.find_archived_exposures([cell], T0 - 1, T1 + 1)) == 0
-
-    # -- precovery runs ------------------------------------------------------------------------
-    def test_precovery_run_counts_each_unit_once_and_finalizes_once(self, level1):
-        apdb = level1.apdb
-        assert apdb.get_precovery_run("r1") is None
-        apdb.start_precovery_run("r1", n_units=3, object_ids=np.array([5, 3, 5]),
-                                 validity_start_mjd_tai=60001.5)
-        run = apdb.get_precovery_run("r1")
-        assert (run.expected_units, run.done_units, list(run.object_ids),
-                run.validity_start_mjd_tai, run.finalized) == (3, frozenset(), [3, 5], 60001.5,
-                                                                False)
-        assert apdb.complete_precovery_unit("r1", "a") is False
-        assert apdb.complete_precovery_unit("r1", "a") is False  # redelivered: adds nothing
-        assert apdb.complete_precovery_unit("r1", "b") is False
-        apdb.start_precovery_run("r1", n_units=3, object_ids=np.array([3, 5, 8]),
-                                 validity_start_mjd_tai=60001.5)  # a rerun keeps the done units
-        assert apdb.get_precovery_run("r1").done_units == {"a", "b"}
-        assert apdb.complete_precovery_unit("r1", "c") is True
-        assert apdb.complete_precovery_unit("r1", "c") is False  # redelivered last unit
-        assert apdb.complete_precovery_unit("r1", "a") is False
-        run = apdb.get_precovery_run("r1")
-        assert run.finalized and list(run.object_ids) == [3, 5, 8]
-        assert apdb.get_precovery_run("r2") is None
-
-    def test_unit_of_a_run_never_started_is_refused_and_writes_nothing(self, level1):
-        apdb = level1.apdb
-        with pytest.raises(NotFoundError, match="never started"):
-            apdb.complete_precovery_unit("ghost", "a")
-        assert apdb.get_precovery_run("ghost") is None
-        apdb.start_precovery_run("ghost", n_units=1, object_ids=np.array([1]),
-                                 validity_start_mjd_tai=60001.5)
-        assert apdb.complete_precovery_unit("ghost", "a") is True  # then it finalizes normally
-
-    def test_concurrent_unit_completions_finalize_once(self, connect):
-        units = [f"u{k}" for k in range(8)]
-        connect().apdb.start_precovery_run("night", n_units=len(units), object_ids=np.arange(3),
-                                           validity_start_mjd_tai=T0)
-        connections = [connect() for _ in units]
-        barrier = threading.Barrier(len(units))
-        won: list[str] = []
-
-        def complete(k):  # each unit is delivered twice, as SQS may
-            barrier.wait()
-            for _ in range(2):
-                if connections[k].apdb.complete_precovery_unit("night", units[k]):
-                    won.append(units[k])
-
-        run_threads(complete, len(units))
-        assert len(won) == 1
-        assert connect().apdb.get_precovery_run("night").finalized
 
     # -- export and input checks ---------------------------------------------------------------
     def test_export_holds_every_table_with_rubin_columns(self, level1):

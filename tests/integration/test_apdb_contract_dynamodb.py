@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 
+import numpy as np
 import pytest
 from contract.apdb_contract import (
     ApdbContract,
@@ -17,8 +18,10 @@ from contract.apdb_contract import (
     LeaseManagerContract,
     run_case,
 )
+from contract.runs_contract import LARGE_RUN_UNITS, long_unit_keys
 
 from alertprod.apdb import dynamo_level1
+from alertprod.apdb._codec import pack_rows
 from alertprod.apdb.dynamodb import _calls, _leases, _store
 from alertprod.apdb.memory import memory_level1
 from alertprod.apdb.testing import make_ccd_writes, make_objects
@@ -52,13 +55,34 @@ class BeforeTransaction:
         return call
 
 
+class BeforeRequest:
+    """Client wrapper calling ``hook(operation)`` before every request it sends."""
+
+    def __init__(self, client, hook):
+        self._client, self._hook = client, hook
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr) or name.startswith("_") or name == "exceptions":
+            return attr
+
+        def call(*args, **kwargs):
+            self._hook(name)
+            return attr(*args, **kwargs)
+
+        return call
+
+
 def dynamo_connector(dynamodb):
     """The contract's ``connect`` on one fresh Level 1 table."""
     table = create_level1_table(dynamodb)
 
-    def connect(*, clock=time.time, sleep=time.sleep, before_transaction=None):
+    def connect(*, clock=time.time, sleep=time.sleep, before_transaction=None,
+                before_request=None):
         client = (dynamodb if before_transaction is None
                   else BeforeTransaction(dynamodb, before_transaction))
+        if before_request is not None:
+            client = BeforeRequest(client, before_request)
         return dynamo_level1(client, table, clock=clock, sleep=sleep)
 
     return connect
@@ -150,3 +174,158 @@ def test_memory_backend_charges_the_requests_dynamodb_sends(dynamodb):
         level1.apdb.find_exposures(150.0, 2.0, 60000.0, 60002.0)
         charged.append(level1.metrics.snapshot())
     assert charged[0] == charged[1], charged
+
+
+def test_embedded_stack_refuses_to_grow_an_item_past_400_kb(dynamodb):
+    """moto checks an item's size when an attribute is set but grew sets unchecked; AWS refuses
+    both, and so does the embedded stack."""
+    table = create_level1_table(dynamodb)
+    key = {"pk": {"S": "PRECOVERY#old-layout"}, "sk": {"S": "RUN"}}
+
+    def add(keys):
+        dynamodb.update_item(TableName=table, Key=key, UpdateExpression="ADD done :k",
+                             ExpressionAttributeValues={":k": {"SS": keys}})
+
+    keys = long_unit_keys(LARGE_RUN_UNITS)
+    for k in range(0, 400, 50):  # 400 keys of 1,000 bytes: 400 KB minus a little
+        add(keys[k:k + 50])
+    add(keys[:50])  # members already there add nothing
+    assert _error_code(lambda: add(keys[400:410])) == "ValidationException"
+    item = dynamodb.get_item(TableName=table, Key=key)["Item"]
+    assert len(item["done"]["SS"]) == 400  # the refused ADD wrote nothing
+    with pytest.raises(Exception, match="Item size"):
+        dynamodb.put_item(TableName=table, Item={**key, "objects": {"B": b"\0" * 480_000}})
+
+
+def test_precovery_run_of_the_former_layout_reads_and_completes(dynamodb):
+    """A run recorded by the former layout (one item: done-set and ids) is read, completed and
+    finalised once by this release, its done units counted once."""
+    table = create_level1_table(dynamodb)
+    dynamodb.put_item(TableName=table, Item={
+        "pk": {"S": "PRECOVERY#60000.00000"}, "sk": {"S": "RUN"}, "expected": {"N": "4"},
+        "objects": {"B": np.array([3, 5], np.int64).tobytes()}, "validityStart": {"N": "60001.5"},
+        "done": {"SS": ["a", "b"]}})
+    apdb = dynamo_level1(dynamodb, table).apdb
+    run = apdb.get_precovery_run("60000.00000")
+    assert (run.expected_units, run.done_units, list(run.object_ids), run.finalized) == (
+        4, {"a", "b"}, [3, 5], False)
+    assert apdb.complete_precovery_unit("60000.00000", "a") is False  # in the old done-set
+    assert apdb.complete_precovery_unit("60000.00000", "c") is False
+    assert apdb.complete_precovery_unit("60000.00000", "b") is False
+    assert apdb.complete_precovery_unit("60000.00000", "d") is True
+    assert apdb.complete_precovery_unit("60000.00000", "d") is False
+    run = apdb.get_precovery_run("60000.00000")
+    assert run.done_units == {"a", "b", "c", "d"} and run.finalized
+
+
+def test_rerun_of_a_former_layout_run_keeps_its_done_units(dynamodb):
+    table = create_level1_table(dynamodb)
+    dynamodb.put_item(TableName=table, Item={
+        "pk": {"S": "PRECOVERY#r"}, "sk": {"S": "RUN"}, "expected": {"N": "3"},
+        "objects": {"B": np.array([3], np.int64).tobytes()}, "validityStart": {"N": "60001.5"},
+        "done": {"SS": ["a", "b"]}})
+    apdb = dynamo_level1(dynamodb, table).apdb
+    apdb.start_precovery_run("r", n_units=3, object_ids=np.array([8, 9]),
+                             validity_start_mjd_tai=60001.5)
+    run = apdb.get_precovery_run("r")
+    assert run.done_units == {"a", "b"} and list(run.object_ids) == [8, 9]
+    assert apdb.complete_precovery_unit("r", "b") is False
+    assert apdb.complete_precovery_unit("r", "c") is True
+
+
+def _item_bytes(item):
+    """DynamoDB's size of a stored item (names and values; numbers as their text)."""
+    def size(v):
+        (kind, value), = v.items()
+        if kind in ("SS", "NS", "BS"):
+            return sum(len(x if isinstance(x, bytes) else x.encode()) for x in value)
+        return len(value if isinstance(value, bytes) else str(value).encode())
+    return sum(len(name) + size(v) for name, v in item.items())
+
+
+def test_deep_drilling_history_fills_its_item_then_hour_parts_below_400_kb(dynamodb):
+    table = create_level1_table(dynamodb)
+    level1 = dynamo_level1(dynamodb, table)
+    run_case(ApdbContract, "test_deep_drilling_month_of_one_object_is_stored_and_read_whole",
+             lambda **kw: level1)
+    items = [i for i in dynamodb.scan(TableName=table)["Items"] if i["pk"]["S"].startswith("HIST#")]
+    heads = [i for i in items if "#P" not in i["sk"]["S"]]
+    parts = [i for i in items if "#P" in i["sk"]["S"]]
+    assert len(heads) == 1 and len(parts) > 100
+    assert sorted(int(p) for p in heads[0]["parts"]["NS"]) == sorted(
+        int(i["sk"]["S"].rsplit("#P", 1)[1]) for i in parts)
+    assert 250_000 < _item_bytes(heads[0]) < 310_000
+    assert max(_item_bytes(i) for i in parts) < 10_000
+
+
+@pytest.mark.parametrize(("case", "prefix"), [
+    ("test_image_index_of_a_deep_drilling_month_holds_every_exposure", "IMG#"),
+    ("test_observations_of_an_asteroid_watched_for_years_are_all_counted", "SSOBJ#"),
+])
+def test_index_item_fills_to_300_kb_then_spills_to_parts(dynamodb, case, prefix):
+    table = create_level1_table(dynamodb)
+    level1 = dynamo_level1(dynamodb, table)
+    run_case(ApdbContract, case, lambda **kw: level1)
+    items = [i for i in dynamodb.scan(TableName=table)["Items"]
+             if i["pk"]["S"].startswith(prefix) and i["sk"]["S"] != "ROW"]
+    heads = [i for i in items if "#P" not in i["sk"]["S"]]
+    parts = [i for i in items if "#P" in i["sk"]["S"]]
+    assert len(heads) == 1 and len(parts) == 1
+    assert 290_000 < _item_bytes(heads[0]) < 310_000 and int(heads[0]["b"]["N"]) <= 300_000
+    assert 100_000 < _item_bytes(parts[0]) < 200_000
+
+
+def test_memory_backend_charges_the_runs_and_spills_dynamodb_sends(dynamodb):
+    """The in-memory request model matches DynamoDB's on precovery runs and spilling items."""
+    charged = []
+    field = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * 0.005 + [53.125, -28.1]
+    for level1 in (dynamo_level1(dynamodb, create_level1_table(dynamodb)), memory_level1()):
+        apdb = level1.apdb
+        apdb.start_precovery_run("r", n_units=3, object_ids=np.arange(50_000),
+                                 validity_start_mjd_tai=60001.5)
+        for key in ("a", "b", "a", "c", "c"):
+            apdb.complete_precovery_unit("r", key)
+        apdb.get_precovery_run("r")
+        for k in range(90):  # 4.1 KB entries: the item fills after 73
+            apdb.index_exposure(1000 + k, 42, "r", 60000.05 + k * 0.25, field,
+                                ["science", "difference-" + "k" * 4000])
+        apdb.find_exposures(53.125, -28.1, 60000.0, 60030.0)
+        charged.append(level1.metrics.snapshot())
+    assert charged[0] == charged[1], charged
+
+
+def test_items_of_the_former_layout_near_400_kb_spill_when_they_refuse_a_write(dynamodb):
+    """Items written before the byte counters existed may already be near 400 KB: a write they
+    refuse for its size goes to continuation parts, and reads return old and new entries."""
+    from contract.sizes_contract import _FIELD, deep_drilling_sources, history_writes
+
+    from alertprod.apdb._layout import exposure_entry
+    from alertprod.apdb.dynamodb import _keys as keys
+    from alertprod.ids import time_bucket
+    from alertprod.pixelization import pixel_of
+
+    table = create_level1_table(dynamodb)
+    apdb = dynamo_level1(dynamodb, table).apdb
+    kinds = ["science", "difference-" + "k" * 4000]
+    pixel = int(pixel_of(53.125, -28.1, order=8))
+    entry_bytes = len(exposure_entry(900, 42, "r", 60000.05, _FIELD, kinds)) + 7
+    n_old = 404_500 // entry_bytes  # one more entry passes the embedded stack's limit
+    old = {f"e{900 + k}_42": {"S": exposure_entry(900 + k, 42, "r", 60000.05 + k * 0.01, _FIELD,
+                                                  kinds)} for k in range(n_old)}
+    dynamodb.put_item(TableName=table, Item={**keys.image_index(pixel, time_bucket(60000.05)),
+                                             **old})
+    apdb.index_exposure(1000, 42, "r", 60001.05, _FIELD, kinds)
+    assert len(apdb.find_exposures(53.125, -28.1, 60000.0, 60030.0)) == n_old + 1
+
+    rows = deep_drilling_sources(5)[:1100]
+    packed = pack_rows(rows, "DiaSource")
+    n_old = 404_500 // (len(packed[0]) + 11)
+    head = keys.history(5, time_bucket(60000.0))
+    dynamodb.put_item(TableName=table, Item={**head, **{
+        keys.source_attr(i): {"B": r} for i, r in zip(rows["diaSourceId"][:n_old].tolist(),
+                                                      packed[:n_old], strict=True)}})
+    apdb.store_ccd(history_writes(rows[n_old:]), lease=None)
+    assert len(apdb.get_dia_sources([5], 60030.0)) == 1100
+    spilled = {i["pk"]["S"].split("#")[0] for i in dynamodb.scan(TableName=table)["Items"]
+               if "#P" in i["sk"]["S"]}
+    assert spilled == {"IMG", "HIST"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from contract.apdb_contract import (
     CONTRACT_FAILURES,
@@ -19,6 +20,7 @@ from contract.apdb_contract import (
 )
 from test_apdb_memory import memory_connector
 
+from alertprod.apdb._layout import item_size_bytes
 from alertprod.apdb.memory import MemoryApdb, MemoryCcdLedger, MemoryLeaseManager
 from alertprod.apdb.memory._ccd import Group
 from alertprod.errors import StorageError
@@ -79,6 +81,50 @@ class _FinalizesTwice(MemoryApdb):
         return True
 
 
+class _KeepsTheRunInOneItem(MemoryApdb):
+    """The former layout: the done-set and the object ids in the run record itself."""
+
+    def _record_bytes(self, run_id, ids, done):
+        return item_size_bytes(f"PRECOVERY#{run_id}", "RUN", {"objects": ids, "done": "".join(done)})
+
+    def start_precovery_run(self, run_id, *, n_units, object_ids, validity_start_mjd_tai):
+        ids = np.unique(np.asarray(object_ids, np.int64)).tobytes()
+        self._check_item_size("precovery run", self._record_bytes(run_id, ids, ()))
+        super().start_precovery_run(run_id, n_units=n_units, object_ids=object_ids,
+                                    validity_start_mjd_tai=validity_start_mjd_tai)
+
+    def complete_precovery_unit(self, run_id, unit_key):
+        self._request("update_item")  # ADD the key to the record's done-set
+        with self.store.lock:
+            run = self.store.runs[run_id]
+            done = run.units | {unit_key}
+            self._check_item_size("precovery run", self._record_bytes(run_id, run.objects, done))
+            run.units, run.n = done, len(done)
+        return self._win_finalization(run_id)
+
+
+class _OnlyTheCountingUnitFinalizes(MemoryApdb):
+    """A redelivered unit returns at once: a crash before the flag leaves the run unfinished."""
+
+    def complete_precovery_unit(self, run_id, unit_key):
+        with self.store.lock:
+            run = self.store.runs.get(run_id)
+            if run is not None and unit_key in run.units:
+                return False
+        return super().complete_precovery_unit(run_id, unit_key)
+
+
+class _HistoryNeverFillsUp(MemoryApdb):
+    def _head_has_room(self, head, n_bytes):
+        return True
+
+
+class _IndexNeverSpills(MemoryApdb):
+    @staticmethod
+    def _spill_has_room(spill, n_bytes):
+        return True
+
+
 class _LedgerMovesBackwards(MemoryCcdLedger):
     @staticmethod
     def _may_move(current, state):
@@ -115,6 +161,18 @@ BROKEN = [
     pytest.param(ApdbContract, "test_concurrent_unit_completions_finalize_once",
                  {"apdb_cls": _FinalizesTwice}, CONTRACT_FAILURES,
                  id="finalizes-twice-concurrently"),
+    pytest.param(ApdbContract, "test_run_larger_than_one_item_counts_every_unit_and_finalizes_once",
+                 {"apdb_cls": _KeepsTheRunInOneItem}, StorageError, id="run-in-one-item"),
+    pytest.param(ApdbContract, "test_crash_between_the_last_count_and_the_flag_finalizes_on_"
+                 "redelivery", {"apdb_cls": _OnlyTheCountingUnitFinalizes}, CONTRACT_FAILURES,
+                 id="crash-before-the-flag-never-finalizes"),
+    pytest.param(ApdbContract, "test_deep_drilling_month_of_one_object_is_stored_and_read_whole",
+                 {"apdb_cls": _HistoryNeverFillsUp}, StorageError, id="history-in-one-item"),
+    pytest.param(ApdbContract, "test_image_index_of_a_deep_drilling_month_holds_every_exposure",
+                 {"apdb_cls": _IndexNeverSpills}, StorageError, id="image-index-in-one-item"),
+    pytest.param(ApdbContract, "test_observations_of_an_asteroid_watched_for_years_are_all_"
+                 "counted", {"apdb_cls": _IndexNeverSpills}, StorageError,
+                 id="observations-in-one-item"),
     pytest.param(CcdLedgerContract, "test_ledger_refuses_backward_move",
                  {"ledger_cls": _LedgerMovesBackwards}, CONTRACT_FAILURES,
                  id="ledger-moves-backwards"),

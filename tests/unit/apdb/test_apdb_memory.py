@@ -6,6 +6,7 @@ import itertools
 import time
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from contract.apdb_contract import ApdbContract, CcdLedgerContract, LeaseManagerContract
 
@@ -24,15 +25,18 @@ def memory_connector(*, apdb_cls: type[MemoryApdb] = MemoryApdb,
     """The contract's ``connect`` on one fresh :class:`MemoryStore` (backend classes swappable)."""
     store = MemoryStore()
 
-    def connect(*, clock=time.time, sleep=time.sleep, before_transaction=None) -> Level1:
+    def connect(*, clock=time.time, sleep=time.sleep, before_transaction=None,
+                before_request=None) -> Level1:
         base = memory_level1(store=store, clock=clock, sleep=sleep)
         metrics = base.metrics
         apdb = apdb_cls(store, metrics=metrics)
-        if before_transaction is not None:
+        if before_transaction is not None or before_request is not None:
             count, send = itertools.count(1), apdb._request
 
             def request(operation, n_items=1):
-                if operation == "transact_write_items":
+                if before_request is not None:
+                    before_request(operation)
+                if operation == "transact_write_items" and before_transaction is not None:
                     before_transaction(next(count))
                 send(operation, n_items)
 
@@ -101,3 +105,22 @@ def test_a_thousand_object_ccd_is_stored_in_well_under_a_second():
     got = level1.apdb.get_dia_objects_by_id(objs["diaObjectId"])
     assert time.perf_counter() - start < 1.0
     assert stats.objects_written == len(got) == 1000
+
+
+def test_an_lsst_night_of_precovery_units_finalizes_once_in_seconds():
+    """93,000 units (an LSST night; the former one-item record broke near 28,000)."""
+    apdb = memory_level1().apdb
+    keys = [f"{60000 + k // 189:08d}:{k % 189:03d}:0" for k in range(93_000)]
+    apdb.start_precovery_run("night", n_units=len(keys), object_ids=np.arange(50_000),
+                             validity_start_mjd_tai=60001.5)
+    start = time.perf_counter()
+    won = sum(apdb.complete_precovery_unit("night", k) for k in keys)
+    assert won == 1 and time.perf_counter() - start < 10.0
+    run = apdb.get_precovery_run("night")
+    assert run.finalized and len(run.done_units) == 93_000 and len(run.object_ids) == 50_000
+
+
+def test_a_write_that_would_pass_400_kb_is_refused():
+    MemoryApdb._check_item_size("an item", 400 * 1024)
+    with pytest.raises(StorageError, match="400 KB"):
+        MemoryApdb._check_item_size("an item", 400 * 1024 + 1)

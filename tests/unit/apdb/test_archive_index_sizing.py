@@ -53,3 +53,25 @@ def test_ten_years_of_a_cell_is_read_in_37_requests():
     before = apdb.metrics.total()
     apdb.find_archived_exposures([12345], 60000.0, 60000.0 + 3650.0)
     assert apdb.metrics.total() - before == 37  # 3,651 (cell, day) keys, 100 per BatchGetItem
+
+
+def test_a_field_observed_all_night_spills_to_parts_below_400_kb(monkeypatch):
+    """Beyond the planned worst case: 900 visits of 36 s (nine hours on one field), 4 CCDs
+    touching the cell, science and template archived: 7,200 entries, 626 KB — more than one
+    item holds, so the item spills to continuation parts and everything reads back."""
+    from alertprod.apdb._layout import SPILL_HEAD_BYTES
+    from alertprod.apdb.memory import _apdb as memory_apdb
+
+    apdb = memory_level1().apdb
+    cell = 3_000_000
+    monkeypatch.setattr(memory_apdb, "pixels_covering", lambda corners, order: np.array([cell]))
+    square = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * 0.005 + [53.125, -28.1]
+    for i in range(900):
+        for detector in range(185, 189):
+            for kind in KINDS:
+                apdb.index_archived_exposure(99_999_000 + i, detector, kind, "g",
+                                             60400.05 + i * 0.0004, square)
+    spill = apdb.store.spill[("archive index", (cell, 60400))]
+    assert spill.counted <= SPILL_HEAD_BYTES < spill.counted + spill.spilled
+    assert max(spill.parts.values()) < 0.8 * MAX_ITEM_BYTES and len(spill.parts) == 2
+    assert len(apdb.find_archived_exposures([cell], 60400.0, 60401.0)) == 7200

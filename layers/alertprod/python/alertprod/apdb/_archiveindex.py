@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 from astropy.table import Table
 
+from alertprod.apdb._layout import MAX_ITEM_BYTES, item_size_bytes
+
 __all__ = ["ARCHIVE_INDEX_ORDER", "ARCHIVE_KINDS", "MAX_ITEM_BYTES", "archive_attribute",
            "archive_days", "archive_entry", "archive_table", "check_pixels", "item_size_bytes"]
 
@@ -22,8 +24,6 @@ __all__ = ["ARCHIVE_INDEX_ORDER", "ARCHIVE_KINDS", "MAX_ITEM_BYTES", "archive_at
 ARCHIVE_INDEX_ORDER = 9
 #: Image kinds the archive keeps, with the letter that starts their index attribute.
 ARCHIVE_KINDS: dict[str, str] = {"science": "s", "template": "t"}
-#: DynamoDB's item size limit (bytes).
-MAX_ITEM_BYTES = 400 * 1024
 
 _BANDS = "ugrizy"
 _HEAD = struct.Struct("<dBB")  # midpoint (TAI MJD), band index, number of corners
@@ -94,14 +94,6 @@ def archive_table(attributes: Iterable[Mapping[str, bytes]], mjd_start: float,
         out["corners"] = np.array([rows[k][2] for k in order], dtype=float).reshape(-1, n, 2)
         out["corners"].unit = "deg"
     return out
-
-
-def item_size_bytes(pk: str, sk: str, attributes: Mapping[str, bytes | str]) -> int:
-    """DynamoDB's size of an item: UTF-8 lengths of names and string values, binary lengths."""
-    size = len("pk") + len(pk.encode()) + len("sk") + len(sk.encode())
-    for name, value in attributes.items():
-        size += len(name.encode()) + (len(value) if isinstance(value, bytes) else len(value.encode()))
-    return size
 
 
 def check_pixels(pixels: Sequence[int] | np.ndarray) -> list[int]:

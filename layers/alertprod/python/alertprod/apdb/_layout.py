@@ -7,7 +7,7 @@ contract suite checks both). Private to :mod:`alertprod.apdb`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,9 +15,11 @@ from astropy.table import Table
 
 from alertprod.errors import CatalogError
 
-__all__ = ["MAX_BATCH_GET", "MAX_BATCH_WRITE", "MAX_TRANSACT_ITEMS", "NEW_OBJECT_SHARDS",
-           "INDEX_ORDER", "ORBIT_CHUNK_BYTES", "as_ids", "history_span", "history_window",
-           "pack_groups"]
+__all__ = ["MAX_BATCH_GET", "MAX_BATCH_WRITE", "MAX_TRANSACT_ITEMS", "MAX_ITEM_BYTES",
+           "NEW_OBJECT_SHARDS", "INDEX_ORDER", "ORBIT_CHUNK_BYTES", "SPILL_HEAD_BYTES",
+           "SPILL_PART_BYTES", "MAX_SPILL_ENTRY_BYTES", "HISTORY_HEAD_BYTES", "HISTORY_PARTS", "HISTORY_ROWS_PER_WRITE", "MAX_UNIT_KEY_BYTES", "RUN_IDS_PER_CHUNK", "as_ids",
+           "cap_rows_per_item", "check_unit_key", "history_part", "history_span", "history_window", "item_size_bytes", "pack_groups",
+           "run_id_chunks", "spill_parts"]
 
 #: AWS limits: keys per BatchGetItem, requests per BatchWriteItem, items per TransactWriteItems.
 MAX_BATCH_GET = 100
@@ -29,6 +31,61 @@ NEW_OBJECT_SHARDS = 128
 INDEX_ORDER = 8
 #: Bytes of compressed orbit catalog per item (below the 400 KB item limit).
 ORBIT_CHUNK_BYTES = 350_000
+#: DynamoDB's item size limit (bytes): names and values of all attributes, keys included.
+MAX_ITEM_BYTES = 400 * 1024
+#: Entry bytes an index item (image cache, archive, SSObject observations) takes before it
+#: spills to continuation parts, and entry bytes per part (docs/apdb.md "Item sizes").
+SPILL_HEAD_BYTES = 300_000
+SPILL_PART_BYTES = 300_000
+#: Largest entry such an item takes (a head or part then stays below 400 KB).
+MAX_SPILL_ENTRY_BYTES = 64 * 1024
+#: Row bytes (attribute names and packed rows) a history item ``T#<bucket>`` takes; once
+#: full, its later rows go to hour parts (at most 120 visits an hour: < 100 KB each).
+HISTORY_HEAD_BYTES = 300_000
+#: Hour parts of a 30-day history bucket.
+HISTORY_PARTS = 720
+#: Rows one history-only group writes to one item: its ``SET`` expression stays far within
+#: DynamoDB's 4 KB expression limit (moto's parser fails at ~200 clauses).
+HISTORY_ROWS_PER_WRITE = 100
+#: Longest precovery unit key (UTF-8 bytes): its marker's sort key ``U#<key>`` must stay
+#: within DynamoDB's 1,024-byte sort-key limit.
+MAX_UNIT_KEY_BYTES = 1000
+#: diaObjectIds per object-id chunk of a precovery run (8 B each: 320 KB per item).
+RUN_IDS_PER_CHUNK = 40_000
+
+
+def item_size_bytes(pk: str, sk: str, attributes: Mapping[str, bytes | str]) -> int:
+    """DynamoDB's size of an item: UTF-8 lengths of names and string values, binary lengths."""
+    size = len("pk") + len(pk.encode()) + len("sk") + len(sk.encode())
+    for name, value in attributes.items():
+        size += len(name.encode()) + (len(value) if isinstance(value, bytes) else len(value.encode()))
+    return size
+
+
+def spill_parts(spilled_bytes: int) -> range:
+    """Continuation parts (1, 2, ...) of an item that spilled ``spilled_bytes`` of entries."""
+    return range(1, 1 + -(-int(spilled_bytes) // SPILL_PART_BYTES))
+
+
+def check_unit_key(unit_key: object) -> str:
+    """A precovery unit key as stored (non-empty text of at most MAX_UNIT_KEY_BYTES)."""
+    if not isinstance(unit_key, str) or not unit_key:
+        raise ValueError(f"unit_key: expected a non-empty string, got {unit_key!r}")
+    if len(unit_key.encode()) > MAX_UNIT_KEY_BYTES:
+        raise ValueError(f"unit_key: {len(unit_key.encode())} bytes exceed the limit of "
+                         f"{MAX_UNIT_KEY_BYTES}")
+    return unit_key
+
+
+def run_id_chunks(object_ids: Any) -> tuple[str, list[bytes]]:
+    """``(digest, chunks)`` of a run's sorted unique diaObjectIds: int64 bytes, at most
+    :data:`RUN_IDS_PER_CHUNK` ids per chunk, named by the digest of the whole array."""
+    import hashlib
+
+    ids = np.unique(np.asarray(object_ids, np.int64))
+    raw = ids.tobytes()
+    step = RUN_IDS_PER_CHUNK * 8
+    return hashlib.sha256(raw).hexdigest()[:16], [raw[i:i + step] for i in range(0, len(raw), step)]
 
 
 class _Group(Protocol):
@@ -58,6 +115,28 @@ def pack_groups(groups: Sequence[_Group], budget: int) -> list[list[_Group]]:
     if current:
         batches.append(current)
     return batches
+
+
+def cap_rows_per_item(batches: list[list[_Group]],
+                      rows_per_item: Callable[[_Group], dict[Any, int]]) -> list[list[_Group]]:
+    """Split transactions so that none writes more than HISTORY_ROWS_PER_WRITE rows to one
+    history item (groups of one item are merged into one ``SET`` per transaction)."""
+    out: list[list[_Group]] = []
+    for batch in batches:
+        current: list[_Group] = []
+        counts: dict[Any, int] = {}
+        for g in batch:
+            rows = rows_per_item(g)
+            if current and any(counts.get(k, 0) + n > HISTORY_ROWS_PER_WRITE
+                               for k, n in rows.items()):
+                out.append(current)
+                current, counts = [], {}
+            current.append(g)
+            for k, n in rows.items():
+                counts[k] = counts.get(k, 0) + n
+        if current:
+            out.append(current)
+    return out
 
 
 def as_ids(values: Any, name: str) -> list[int]:
@@ -94,11 +173,23 @@ def ids_or_zero(column: Any) -> np.ndarray:
     return np.asarray(np.ma.filled(np.ma.asarray(column), 0), dtype=np.int64)
 
 
-def history_entries(table: Table, name: str) -> list[tuple[str, int, int, int, bytes]]:
+def history_part(mjd_tai: float | np.ndarray) -> int | np.ndarray:
+    """Hour part (1 to :data:`HISTORY_PARTS`) of its 30-day bucket that a row's midpoint
+    falls in: where the row goes once the bucket's item is full."""
+    from alertprod.ids import TIME_BUCKET_DAYS
+
+    t = np.asarray(mjd_tai, dtype=float)
+    hours = np.floor((t - np.floor(t / TIME_BUCKET_DAYS) * TIME_BUCKET_DAYS) * 24).astype(np.int64)
+    part = np.clip(hours, 0, HISTORY_PARTS - 1) + 1
+    return int(part) if part.ndim == 0 else part
+
+
+def history_entries(table: Table, name: str) -> list[tuple[str, int, int, int, bytes, int]]:
     """Where each DiaSource / DiaForcedSource row of a CCD's writes is filed.
 
-    Returns ``(owner kind, owner id, 30-day bucket, row id, packed row)`` per row: owner kind
-    ``"obj"`` (its DiaObject) or ``"ss"`` (its SSObject, for solar-system DiaSources).
+    Returns ``(owner kind, owner id, 30-day bucket, row id, packed row, hour part)`` per row:
+    owner kind ``"obj"`` (its DiaObject) or ``"ss"`` (its SSObject, for solar-system
+    DiaSources); the hour part (:func:`history_part`) is used once the bucket's item is full.
 
     Raises
     ------
@@ -117,13 +208,15 @@ def history_entries(table: Table, name: str) -> list[tuple[str, int, int, int, b
     n = len(table)
     obj = ids_or_zero(table["diaObjectId"]) if "diaObjectId" in table.colnames else np.zeros(n, np.int64)
     ss = ids_or_zero(table["ssObjectId"]) if "ssObjectId" in table.colnames else np.zeros(n, np.int64)
-    buckets = np.atleast_1d(time_bucket(np.asarray(table["midpointMjdTai"], float))).tolist()
+    mid = np.asarray(table["midpointMjdTai"], float)
+    buckets = np.atleast_1d(time_bucket(mid)).tolist()
+    parts = np.atleast_1d(history_part(mid)).tolist()
     out = []
-    for rid, o, s, b, row in zip(ids_or_zero(table[id_col]).tolist(), obj.tolist(), ss.tolist(),
-                                 buckets, rows, strict=True):
+    for rid, o, s, b, row, part in zip(ids_or_zero(table[id_col]).tolist(), obj.tolist(),
+                                       ss.tolist(), buckets, rows, parts, strict=True):
         if not o and not s:
             raise CatalogError(f"writes: {name} row {rid} has neither diaObjectId nor ssObjectId")
-        out.append(("obj", o, b, rid, row) if o else ("ss", s, b, rid, row))
+        out.append(("obj", o, b, rid, row, part) if o else ("ss", s, b, rid, row, part))
     return out
 
 

@@ -183,7 +183,9 @@ class Apdb(ABC):
       lease has been taken over (fencing), so a stalled CCD cannot overwrite a newer one's
       objects;
     - no request exceeds DynamoDB's item limits (25 per batch write, 100 per batch read or
-      transaction), whatever the size of a CCD;
+      transaction), whatever the size of a CCD, and no stored item exceeds 400 KB, whatever
+      the cadence (history, image and archive indexes, asteroid observations) or the size of
+      a precovery run;
     - :meth:`record_ss_observations` and :meth:`complete_precovery_unit` are atomic under
       concurrent callers and idempotent for a repeated call.
 
@@ -413,6 +415,10 @@ class Apdb(ABC):
     @abstractmethod
     def complete_precovery_unit(self, run_id: str, unit_key: str) -> bool:
         """Mark one unit done; True for exactly one caller once every unit of the run is done.
+
+        A redelivered unit counts nothing; a caller that crashed after counting the last unit
+        and before finalising leaves the finalisation to the unit's redelivery. ``unit_key``
+        is non-empty text of at most 1,000 bytes (ValueError otherwise).
 
         Raises :class:`~alertprod.errors.NotFoundError` (writing nothing) for a run that was
         never started: a unit from nowhere goes to the dead-letter queue.

@@ -2,7 +2,8 @@
 
 - :func:`patch_moto_transactions` makes moto's TransactWriteItems fast and isolated, and makes
   moto refuse the requests AWS refuses (over 25 BatchWriteItem requests, 100 BatchGetItem
-  keys, 100 TransactWriteItems items), so a backend that forgot to split fails here too;
+  keys, 100 TransactWriteItems items; an ``ADD`` to a set that would pass the 400 KB item
+  limit), so a backend that forgot to split fails here too;
 - :func:`create_level1_table` builds ``Level1Table`` from the SAM template itself, so the
   emulation cannot drift from the infrastructure; :func:`moto_dynamodb` serves one;
 - :class:`FailAfter` crashes a client after ``n`` calls (reliability tests).
@@ -23,6 +24,8 @@ __all__ = ["patch_moto_transactions", "level1_table_properties", "create_level1_
 
 #: AWS's limits per request: BatchWriteItem requests, BatchGetItem keys, TransactWriteItems items.
 AWS_MAX_BATCH_WRITE, AWS_MAX_BATCH_GET, AWS_MAX_TRANSACT_ITEMS = 25, 100, 100
+#: AWS's item size limit (bytes of attribute names and values, keys included).
+AWS_MAX_ITEM_BYTES = 400 * 1024
 
 _PATCHED = False
 _PATCH_LOCK = threading.Lock()
@@ -39,6 +42,9 @@ def patch_moto_transactions() -> None:
     - Item operations are isolated from one another (one lock), as DynamoDB's are.
     - Requests over AWS's limits are refused with AWS's ``ValidationException``
       (:func:`_refuse_requests_over_limits`): moto accepts a 26-request BatchWriteItem.
+    - An ``ADD`` to a set that would make the item larger than 400 KB is refused as AWS
+      refuses it (:func:`_refuse_set_growth_over_item_limit`): moto checks the item size when
+      an attribute is set, but grows a set in place unchecked.
 
     Idempotent and thread-safe; affects the moto backends of this process only. Written by
     hand: no moto option does this.
@@ -49,6 +55,7 @@ def patch_moto_transactions() -> None:
             return
         _patch_transactions()
         _refuse_requests_over_limits()
+        _refuse_set_growth_over_item_limit()
         _PATCHED = True
 
 
@@ -173,6 +180,31 @@ def _refuse_requests_over_limits() -> None:
             return _original(self)
 
         setattr(DynamoHandler, name, checked)
+
+
+def _refuse_set_growth_over_item_limit() -> None:
+    """Make moto's ``ADD`` to a set refuse to grow an item past 400 KB, as AWS does."""
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.parsing import executors
+
+    original = executors.AddExecutor.execute
+
+    def execute(self: Any, item: Any) -> None:
+        value = self.get_action_value()
+        if isinstance(value, DynamoType) and value.is_set():
+            try:
+                current = self.get_item_at_end_of_path(item)
+                present = set(current.value) if isinstance(current, DynamoType) else set()
+            except Exception:  # moto's ProvidedKeyDoesNotExist: a new set
+                present = set()
+            member = value.type[0]
+            added = sum(DynamoType({member: v}).size() for v in set(value.value) - present)
+            if added and item.size() + added > AWS_MAX_ITEM_BYTES:
+                raise ItemSizeTooLarge  # moto's update_item answers ItemSizeToUpdateTooLarge
+        original(self, item)
+
+    executors.AddExecutor.execute = execute
 
 
 def level1_table_properties() -> dict[str, Any]:

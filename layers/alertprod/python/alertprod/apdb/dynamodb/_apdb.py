@@ -53,13 +53,14 @@ _UNIX_EPOCH_MJD = 40587
 
 
 def _rows_of(items: list[dict], prefix: str) -> list[bytes]:
-    """Packed rows in the attributes ``<prefix><digits>`` of history items."""
-    out = []
+    """Packed rows in the attributes ``<prefix><digits>`` of history items and their parts
+    (a row re-sent after its item filled up may be in both: it is kept once)."""
+    out: dict[str, bytes] = {}
     for item in items:
         for attr, value in item.items():
             if attr[0] == prefix and attr[1:].isdigit():
-                out.append(value["B"])
-    return out
+                out[attr] = value["B"]
+    return list(out.values())
 
 
 class DynamoApdb(Apdb):
@@ -142,6 +143,10 @@ class DynamoApdb(Apdb):
         start, t, buckets = history_span(visit_time_mjd_tai, months)
         items = batch_get(self._client, self._table,
                           [keys.history(i, b, ss=ss) for i in ids for b in buckets])
+        parts = [keys.part(keys.key(i["pk"]["S"], i["sk"]["S"]), int(p))
+                 for i in items for p in i.get("parts", {}).get("NS", [])]
+        if parts:  # items that filled up list their hour parts
+            items += batch_get(self._client, self._table, parts)
         return items, start, t
 
     # -- writes -------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Writes are one UpdateItem per cell of the footprint (``SET`` of the image's own attribute, so
 a redelivery replaces its entry); reads are BatchGetItem over (cell, day) keys. Layout and
-sizing: :mod:`alertprod.apdb._archiveindex`, docs/archive.md.
+sizing: :mod:`alertprod.apdb._archiveindex`, docs/archive.md. An item of a field observed all
+night (beyond 3,400 images of a cell in a day) spills to continuation parts (``_spill``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from alertprod.apdb._archiveindex import (
     check_pixels,
 )
 from alertprod.apdb.dynamodb import _keys as keys
-from alertprod.apdb.dynamodb._calls import batch_get
+from alertprod.apdb.dynamodb._spill import read_items, write_entry
 from alertprod.pixelization import pixels_covering
 
 __all__ = ["index_archived_exposure", "find_archived_exposures"]
@@ -35,10 +36,8 @@ def index_archived_exposure(client: Any, table: str, visit: int, detector: int, 
     entry = archive_entry(band, mjd_tai, corners_radec)
     day = int(np.floor(float(mjd_tai)))
     for pixel in pixels_covering(np.asarray(corners_radec, float), order=ARCHIVE_INDEX_ORDER):
-        client.update_item(TableName=table, Key=keys.archive_index(int(pixel), day),
-                           UpdateExpression="SET #e = :e",
-                           ExpressionAttributeNames={"#e": name},
-                           ExpressionAttributeValues={":e": {"B": entry}})
+        write_entry(client, table, keys.archive_index(int(pixel), day), name, {"B": entry},
+                    len(name) + len(entry))
 
 
 def find_archived_exposures(client: Any, table: str, pixels: Sequence[int] | np.ndarray,
@@ -46,6 +45,7 @@ def find_archived_exposures(client: Any, table: str, pixels: Sequence[int] | np.
     """Archived images indexed in ``pixels`` with midpoint in [start, end) (see ``Apdb``)."""
     cells = check_pixels(pixels)
     days = archive_days(mjd_start, mjd_end)
-    items = batch_get(client, table, [keys.archive_index(p, d) for p in cells for d in days])
-    attrs = [{k: bytes(v["B"]) for k, v in item.items() if "B" in v} for item in items]
+    found = read_items(client, table, [keys.archive_index(p, d) for p in cells for d in days])
+    attrs = [{k: bytes(v["B"]) for item in items for k, v in item.items() if "B" in v}
+             for items in found.values()]  # a head and its parts, later copies last
     return archive_table(attrs, float(mjd_start), float(mjd_end))

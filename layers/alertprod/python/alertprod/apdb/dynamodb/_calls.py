@@ -18,7 +18,7 @@ from alertprod.apdb.interface import StorageMetrics
 from alertprod.errors import ConflictError, StorageError
 
 __all__ = ["MAX_BATCH_GET", "MAX_BATCH_WRITE", "MAX_TRANSACT_ITEMS", "InstrumentedClient",
-           "error_code", "batch_get", "batch_write", "transact_write", "scan_all", "num",
+           "error_code", "batch_get", "batch_write", "transact_write", "scan_all", "query_all", "num",
            "TransactionCancelledError"]
 
 _MAX_ATTEMPTS = 8
@@ -195,6 +195,23 @@ def scan_all(client: Any, table: str, *, consistent: bool = True) -> Iterable[di
     kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": consistent}
     while True:
         response = client.scan(**kwargs)
+        yield from response.get("Items", [])
+        last = response.get("LastEvaluatedKey")
+        if not last:
+            return
+        kwargs["ExclusiveStartKey"] = last
+
+
+def query_all(client: Any, table: str, pk: str, sk_prefix: str, *,
+              projection: str = "sk") -> Iterable[dict[str, Any]]:
+    """Every item of one partition whose sort key starts with ``sk_prefix`` (strongly
+    consistent Query, paged by DynamoDB at 1 MB). Only the precovery fan-in uses it."""
+    kwargs: dict[str, Any] = {
+        "TableName": table, "ConsistentRead": True, "ProjectionExpression": projection,
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}}}
+    while True:
+        response = client.query(**kwargs)
         yield from response.get("Items", [])
         last = response.get("LastEvaluatedKey")
         if not last:

@@ -28,7 +28,8 @@ def export_tables(items: Iterable[dict[str, Any]]) -> dict[str, Table]:
         ``DiaObjectHistory`` (every version, closed ones with ``validityEndMjdTai``),
         ``DiaSource``, ``DiaForcedSource``, ``SSObject``; sorted by their ids.
     """
-    last, versions, ends, sources, forced, ss = [], [], [], [], [], []
+    last, versions, ends, ss = [], [], [], []
+    rows: dict[tuple[str, str], bytes] = {}  # a row in an item and in its part is kept once
     ss_obs: dict[int, list[str]] = {}
     for item in items:
         pk, sk = item["pk"]["S"], item["sk"]["S"]
@@ -38,15 +39,17 @@ def export_tables(items: Iterable[dict[str, Any]]) -> dict[str, Table]:
             elif sk.startswith("V#"):
                 versions.append(item["row"]["B"])
                 ends.append(float(item["ve"]["N"]) if "ve" in item else np.nan)
-        elif pk.startswith(("HIST#", "SSHIST#")):
+        elif pk.startswith(("HIST#", "SSHIST#")):  # an item, or one of its hour parts
             for attr, value in item.items():
-                if attr[1:].isdigit():
-                    (sources if attr[0] == "s" else forced if attr[0] == "f" else []).append(
-                        value["B"])
+                if attr[1:].isdigit() and attr[0] in "sf":
+                    rows[(pk, attr)] = value["B"]
         elif pk.startswith("SSOBJ#") and sk == "ROW":
             ss.append(item["row"]["B"])
-        elif pk.startswith("SSOBJ#") and sk == "OBS":
-            ss_obs[int(pk[6:])] = list(item["obs"]["SS"])
+        elif pk.startswith("SSOBJ#") and sk.startswith("OBS") and "obs" in item:
+            ss_obs.setdefault(int(pk[6:]), []).extend(item["obs"]["SS"])  # with its parts
+    sources = [r for (_, attr), r in rows.items() if attr[0] == "s"]
+    forced = [r for (_, attr), r in rows.items() if attr[0] == "f"]
+    ss_obs = {i: sorted(set(obs)) for i, obs in ss_obs.items()}
     history = unpack_rows(versions, "DiaObject")
     history["validityEndMjdTai"] = np.asarray(ends, dtype=history["validityEndMjdTai"].dtype)
     out = {"DiaObject": unpack_rows(last, "DiaObject"), "DiaObjectHistory": history,

@@ -13,8 +13,12 @@ __all__ = [
     "Key", "key", "obj_last", "obj_version", "pixel_index", "history", "new_objects",
     "NEW_OBJECT_SHARDS", "lease", "ccd_record", "alert_mark", "image_index", "archive_index", "ss_object",
     "orbit_pointer", "orbit_chunk", "orbit_night_pointer", "orbit_night_chunk", "source_attr",
-    "forced_attr", "new_object_attr", "format_mjd", "split_key",
+    "forced_attr", "new_object_attr", "format_mjd", "split_key", "part", "precovery_run",
+    "precovery_unit", "precovery_objects", "PRECOVERY_UNIT_PREFIX",
 ]
+
+#: Sort-key prefix of the per-unit markers of a precovery run.
+PRECOVERY_UNIT_PREFIX = "U#"
 
 Key = dict[str, dict[str, str]]
 
@@ -128,3 +132,24 @@ def forced_attr(dia_forced_source_id: int) -> str:
 def new_object_attr(dia_object_id: int) -> str:
     """Attribute name of one new DiaObject in a per-night item."""
     return f"o{int(dia_object_id)}"
+
+
+def part(head: Key, index: int) -> Key:
+    """Continuation part ``index`` (1, 2, ...) of an item that spilled (docs/apdb.md)."""
+    pk, sk = split_key(head)
+    return key(pk, f"{sk}#P{int(index):04d}")
+
+
+def precovery_run(run_id: str) -> Key:
+    """The record of one precovery run: size, counter, finalisation flag, object-id pointer."""
+    return key(f"PRECOVERY#{run_id}", "RUN")
+
+
+def precovery_unit(run_id: str, unit_key: str) -> Key:
+    """The marker of one completed unit of a precovery run."""
+    return key(f"PRECOVERY#{run_id}", f"{PRECOVERY_UNIT_PREFIX}{unit_key}")
+
+
+def precovery_objects(run_id: str, digest: str, index: int) -> Key:
+    """One chunk of a precovery run's diaObjectIds (named by the digest of all of them)."""
+    return key(f"PRECOVERY#{run_id}", f"O#{digest}#{int(index):05d}")

@@ -7,7 +7,15 @@ DiaForcedSource rows (``SET s<id>`` / ``f<id>`` on ``HIST#id / T#bucket``), and,
 objects and merged per transaction, the pixel index (``ADD`` to a number set) and
 the per-night new-object shard. Groups are packed greedily into TransactWriteItems calls of
 ≤ 100 items, each with the lease's fencing ConditionChecks. Forced measurements of objects that
-get no new version, and DiaSources of solar-system objects, form groups of their own.
+get no new version, and DiaSources of solar-system objects, form groups of their own (one per
+history item).
+
+History items stay below 400 KB whatever the cadence: each ``SET`` of rows on ``T#<bucket>``
+also adds their bytes to the item's counter ``b``, on condition that it stays within
+:data:`~alertprod.apdb._layout.HISTORY_HEAD_BYTES`. When that condition cancels a transaction,
+the item is *full*: its rows go to hour parts ``T#<bucket>#P<hour>`` (at most an hour of
+visits each, < 100 KB), whose numbers the item lists in its number set ``parts``; the groups
+are re-packed and re-sent. Readers fetch the parts an item lists with a second BatchGetItem.
 """
 
 from __future__ import annotations
@@ -21,7 +29,15 @@ import numpy as np
 from astropy.table import Table
 
 from alertprod.apdb._codec import pack_rows
-from alertprod.apdb._layout import MAX_TRANSACT_ITEMS, history_entries, ids_or_zero, pack_groups
+from alertprod.apdb._layout import (
+    HISTORY_HEAD_BYTES,
+    HISTORY_ROWS_PER_WRITE,
+    MAX_TRANSACT_ITEMS,
+    cap_rows_per_item,
+    history_entries,
+    ids_or_zero,
+    pack_groups,
+)
 from alertprod.apdb.dynamodb import _keys as keys
 from alertprod.apdb.dynamodb._calls import (
     TransactionCancelledError,
@@ -29,8 +45,16 @@ from alertprod.apdb.dynamodb._calls import (
     num,
     transact_write,
 )
+from alertprod.apdb.dynamodb._history import (
+    HeadKey,
+    history_ops,
+    is_history,
+    part_key,
+    row_bytes,
+    set_op,
+)
 from alertprod.apdb.interface import PREV_VALIDITY_COLUMN, CcdWrites, StoreStats
-from alertprod.errors import CatalogError, ConflictError
+from alertprod.errors import CatalogError, ConflictError, StorageError
 from alertprod.pixelization import pixel_of
 
 __all__ = ["store_ccd", "ccd_tag", "pack_new_object", "unpack_new_object"]
@@ -55,28 +79,31 @@ def unpack_new_object(blob: bytes) -> tuple[float, float, float]:
 
 @dataclass
 class _Group:
-    """Items one object (or one batch of history rows) changes; ``oid`` None for history-only."""
+    """Items one object (or one batch of history rows) changes; ``oid`` None for history-only.
+
+    ``full`` is shared by all groups of one CCD: the history items found full, whose rows go
+    to their hour parts (``parts``: item -> attribute -> hour part).
+    """
 
     oid: int | None
     ops: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     sets: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
     add_ids: dict[int, set[int]] = field(default_factory=dict)
+    parts: dict[HeadKey, dict[str, int]] = field(default_factory=dict)
+    full: set[HeadKey] = field(default_factory=set)
 
-    def set_attr(self, k: keys.Key, attr: str, value: bytes) -> None:
-        self.sets.setdefault(keys.split_key(k), {})[attr] = value
+    def set_attr(self, k: keys.Key, attr: str, value: bytes, part: int | None = None) -> None:
+        hk = keys.split_key(k)
+        self.sets.setdefault(hk, {})[attr] = value
+        if part is not None:
+            self.parts.setdefault(hk, {})[attr] = part
 
     def item_keys(self) -> set[tuple[str, str]]:
         pix = {keys.split_key(keys.pixel_index(p)) for p in self.add_ids}
-        return set(self.ops) | set(self.sets) | pix
-
-
-def _set_op(table: str, k: tuple[str, str], attrs: dict[str, bytes]) -> dict[str, Any]:
-    names = {f"#a{i}": a for i, a in enumerate(sorted(attrs))}
-    values = {f":v{i}": {"B": attrs[a]} for i, a in enumerate(sorted(attrs))}
-    return {"Update": {"TableName": table, "Key": keys.key(*k),
-                       "UpdateExpression": "SET " + ", ".join(f"#a{i} = :v{i}"
-                                                              for i in range(len(attrs))),
-                       "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}}
+        out = set(self.ops) | set(self.sets) | pix
+        for k in self.full.intersection(self.sets):
+            out |= {part_key(k, p) for p in set(self.parts[k].values())}
+        return out
 
 
 def _pix_op(table: str, pixel: int, add: set[int]) -> dict[str, Any]:
@@ -96,7 +123,16 @@ def _build_transaction(table: str, groups: list[_Group], fence: list[dict]) -> l
             sets[k].update(attrs)
         for p, ids in g.add_ids.items():
             add[p] |= ids
-    ops.extend(_set_op(table, k, attrs) for k, attrs in sets.items())
+    full = groups[0].full if groups else set()
+    parts: dict[HeadKey, dict[str, int]] = defaultdict(dict)
+    for g in groups:
+        for k, by_attr in g.parts.items():
+            parts[k].update(by_attr)
+    for k, attrs in sets.items():
+        if is_history(k):
+            ops.extend(history_ops(table, k, attrs, parts[k], full))
+        else:
+            ops.append(set_op(table, k, attrs))
     ops.extend(_pix_op(table, p, add[p]) for p in sorted(add))
     return ops
 
@@ -161,14 +197,39 @@ def _plan_objects(table: str, writes: CcdWrites, tag: str) -> tuple[dict[int, _G
     return groups, meta
 
 
-def _add_history(groups: dict[int, _Group], extra: dict[tuple[str, int], _Group],
+def _add_history(groups: dict[int, _Group], extra: dict[tuple[str, int, int, int], _Group],
                  table: Table, name: str, attr_of: Any) -> int:
     entries = history_entries(table, name)
-    for kind, oid, bucket, rid, row in entries:
+    counts: dict[tuple[str, int, int], int] = {}
+    for kind, oid, bucket, rid, row, part in entries:
         group = groups.get(oid) if kind == "obj" else None
-        group = group or extra.setdefault((kind, oid), _Group(None))
-        group.set_attr(keys.history(oid, bucket, ss=kind == "ss"), attr_of(rid), row)
+        if group is None:  # history-only: at most HISTORY_ROWS_PER_WRITE rows per group
+            n = counts[(kind, oid, bucket)] = counts.get((kind, oid, bucket), -1) + 1
+            group = extra.setdefault((kind, oid, bucket, n // HISTORY_ROWS_PER_WRITE),
+                                     _Group(None))
+        group.set_attr(keys.history(oid, bucket, ss=kind == "ss"), attr_of(rid), row, part)
     return len(entries)
+
+
+def _split_full(groups: list[_Group]) -> list[_Group]:
+    """History-only groups of full items split into one group per hour part."""
+    out = []
+    for g in groups:
+        heads = g.full.intersection(g.sets)
+        if g.oid is not None or not heads:
+            out.append(g)
+            continue
+        rest = _Group(None, sets={k: v for k, v in g.sets.items() if k not in heads},
+                      parts={k: v for k, v in g.parts.items() if k not in heads}, full=g.full)
+        if rest.sets:
+            out.append(rest)
+        for k in sorted(heads):
+            by_part: dict[int, _Group] = {}
+            for a, v in g.sets[k].items():
+                p = g.parts[k][a]
+                by_part.setdefault(p, _Group(None, full=g.full)).set_attr(keys.key(*k), a, v, p)
+            out.extend(by_part[p] for p in sorted(by_part))
+    return out
 
 
 def _classify(client: Any, table: str, groups: dict[int, _Group], meta: dict, tag: str,
@@ -213,7 +274,7 @@ def store_ccd(client: Any, table: str, writes: CcdWrites, fence: list[dict],
         raise CatalogError(f"writes.visit_time_mjd_tai: must be finite, got {t}")
     tag = ccd_tag(writes.visit, writes.detector)
     groups, meta = _plan_objects(table, writes, tag)
-    extra: dict[tuple[str, int], _Group] = {}
+    extra: dict[tuple[str, int, int, int], _Group] = {}
     stats.sources_written += _add_history(groups, extra, writes.dia_sources, "DiaSource",
                                           keys.source_attr)
     stats.forced_sources_written += _add_history(groups, extra, writes.dia_forced_sources,
@@ -229,47 +290,86 @@ def store_ccd(client: Any, table: str, writes: CcdWrites, fence: list[dict],
             groups[oid].add_ids[p_new] = {oid}
     stats.objects_already_done += len(done)
     pending = [g for oid, g in groups.items() if oid not in done] + list(extra.values())
+    full: set[HeadKey] = set()
+    for g in pending:  # rows of one item beyond what any item takes go to hour parts at once
+        g.full = full
+        full |= {k for k, attrs in g.sets.items()
+                 if is_history(k) and row_bytes(attrs) > HISTORY_HEAD_BYTES}
     budget = MAX_TRANSACT_ITEMS - len(fence)
-    for batch in pack_groups(pending, budget):
-        _commit(client, table, batch, fence, tag, t, stats)
+    for batch in _pack(_split_full(pending), budget):
+        _commit(client, table, batch, fence, tag, t, stats, budget)
+
+
+def _pack(groups: list[_Group], budget: int) -> list[list[_Group]]:
+    """Transactions of ≤ ``budget`` items and ≤ HISTORY_ROWS_PER_WRITE rows per item."""
+    return cap_rows_per_item(pack_groups(groups, budget), lambda g: {
+        k: len(attrs) for k, attrs in g.sets.items() if is_history(k)})
 
 
 def _commit(client: Any, table: str, batch: list[_Group], fence: list[dict], tag: str, t: float,
-            stats: StoreStats) -> None:
+            stats: StoreStats, budget: int) -> None:
     while batch:
         ops = _build_transaction(table, batch, fence)
         try:
             transact_write(client, ops)
         except TransactionCancelledError as exc:
-            finished = _already_done(exc.reasons, ops, len(fence), tag, t)
-            if not finished:
+            outcome = _cancellation(exc.reasons, ops, len(fence), tag)
+            if outcome is None:
                 raise ConflictError(f"store_ccd: {exc}") from exc
+            finished, full = outcome
             stats.objects_already_done += len(finished)
             batch = [g for g in batch if g.oid not in finished]
+            if full:
+                _resend_with_full(client, table, batch, fence, tag, t, stats, budget, full)
+                return
             continue
+        except StorageError as exc:
+            # An item written before the history counter existed, already near 400 KB: its
+            # rows go to hour parts too (AWS names no item, so all of the batch's).
+            heads = {k for g in batch for k in g.sets if is_history(k)} - (
+                batch[0].full if batch else set())
+            if "Item size" not in str(exc) or not heads:
+                raise
+            _resend_with_full(client, table, batch, fence, tag, t, stats, budget, heads)
+            return
         stats.transactions += 1
         stats.objects_written += sum(1 for g in batch if g.oid is not None)
         return
 
 
-def _already_done(reasons: list[dict], ops: list[dict], n_fence: int, tag: str,
-                  t: float) -> set[int]:
-    """Objects whose Last condition failed only because this very version is committed.
+def _resend_with_full(client: Any, table: str, batch: list[_Group], fence: list[dict], tag: str,
+                      t: float, stats: StoreStats, budget: int, full: set[HeadKey]) -> None:
+    """Mark history items full and re-send the batch, re-packed with their hour parts."""
+    if batch:
+        batch[0].full |= full  # the set every group of the CCD shares
+    for sub in _pack(_split_full(batch), budget):
+        _commit(client, table, sub, fence, tag, t, stats, budget)
 
-    Returns an empty set when any other condition failed (lost lease, real conflict).
+
+def _cancellation(reasons: list[dict], ops: list[dict], n_fence: int,
+                  tag: str) -> tuple[set[int], set[HeadKey]] | None:
+    """What a cancelled transaction means: ``(objects, items)`` — objects whose Last condition
+    failed only because this very version is committed, and history items found full.
+
+    Returns None when any other condition failed (lost lease, real conflict).
     """
     done: set[int] = set()
+    full: set[HeadKey] = set()
     for i, reason in enumerate(reasons):
         code = reason.get("Code", "None")
         if code in ("None", ""):
             continue
         if code != "ConditionalCheckFailed" or i < n_fence:
-            return set()
+            return None
+        update = ops[i].get("Update")
+        if update is not None and is_history(keys.split_key(update["Key"])):
+            full.add(keys.split_key(update["Key"]))
+            continue
         op = ops[i].get("Put")
         old = reason.get("Item") or {}
         if (op is None or op["Item"]["sk"]["S"] != "LAST" or "v" not in old
                 or float(old["v"]["N"]) != float(op["Item"]["v"]["N"])
                 or old.get("ccd", {}).get("S") != tag):
-            return set()
+            return None
         done.add(int(op["Item"]["id"]["N"]))
-    return done
+    return done, full

@@ -31,17 +31,20 @@ from alertprod.apdb._layout import (
     NEW_OBJECT_SHARDS,
     ORBIT_CHUNK_BYTES,
     as_ids,
+    check_unit_key,
     exposure_entry,
     history_span,
     history_window,
+    item_size_bytes,
     matching_exposures,
     new_objects_table,
+    run_id_chunks,
 )
 from alertprod.apdb._ssobs import apply_observations, observation_entries
 from alertprod.apdb.export import sort_export
 from alertprod.apdb.interface import Apdb, PrecoveryRun, StorageMetrics, check_night_mjd
 from alertprod.apdb.memory._ccd import CcdWriter
-from alertprod.apdb.memory._state import MemoryStore, Run
+from alertprod.apdb.memory._state import QUERY_PAGE_BYTES, MemoryStore, Run
 from alertprod.errors import NotFoundError
 from alertprod.ids import time_bucket
 from alertprod.pixelization import pixel_of, pixels_covering
@@ -110,6 +113,11 @@ class MemoryApdb(CcdWriter, Apdb):
         start, t, buckets = history_span(visit_time_mjd_tai, months)
         first, last = buckets[0], buckets[-1]
         self._requests("batch_get_item", len(ids) * len(buckets))
+        with self.store.lock:  # items that filled up list their hour parts: a second read
+            n_parts = sum(len(self.store.history_parts.get(((kind, oid), b), ()))
+                          for oid in ids for b in buckets)
+        if n_parts:
+            self._requests("batch_get_item", n_parts)
         rows: dict[str, list[bytes]] = {"s": [], "f": []}
         with self.store.lock:
             for oid in ids:
@@ -147,6 +155,7 @@ class MemoryApdb(CcdWriter, Apdb):
             with self.store.lock:
                 sets = {i: list(self.store.ss_observations[i]) for i, _ in found
                         if i in self.store.ss_observations}
+            self._spill_reads("ss observations", [i for i, _ in found])
             apply_observations(rows, sets)
         return rows
 
@@ -162,7 +171,7 @@ class MemoryApdb(CcdWriter, Apdb):
     def record_ss_observations(self, dia_sources: Table) -> int:
         entries = observation_entries(dia_sources)
         for oid, obs in entries.items():  # one UpdateItem (ADD to a set) per SSObject
-            self._request("update_item")
+            self._spill_write("ss observations", oid, sum(len(o.encode()) for o in obs))
             with self.store.lock:
                 self.store.ss_observations.setdefault(oid, set()).update(obs)
         return len(entries)
@@ -209,12 +218,13 @@ class MemoryApdb(CcdWriter, Apdb):
     # -- image-cache index --------------------------------------------------------------------
     def index_exposure(self, visit, detector, band, mjd_tai, corners_radec, kinds) -> None:
         entry = exposure_entry(visit, detector, band, mjd_tai, corners_radec, kinds)
+        name = f"e{int(visit)}_{int(detector)}"
         bucket = time_bucket(float(mjd_tai))
         for pixel in pixels_covering(np.asarray(corners_radec, float), order=INDEX_ORDER).tolist():
-            self._request("update_item")  # one per pixel of the footprint
+            # one UpdateItem per pixel of the footprint (three once its item is full)
+            self._spill_write("image index", (pixel, bucket), len(name) + len(entry.encode()))
             with self.store.lock:
-                self.store.images.setdefault((pixel, bucket), {})[
-                    f"e{int(visit)}_{int(detector)}"] = entry
+                self.store.images.setdefault((pixel, bucket), {})[name] = entry
 
     def find_exposures(self, ra_deg, dec_deg, mjd_start, mjd_end) -> Table:
         if not mjd_end >= mjd_start:
@@ -222,6 +232,7 @@ class MemoryApdb(CcdWriter, Apdb):
         pixel = int(pixel_of(ra_deg, dec_deg, order=INDEX_ORDER))
         buckets = range(time_bucket(float(mjd_start)), time_bucket(float(mjd_end)) + 1)
         self._requests("batch_get_item", len(buckets))
+        self._spill_reads("image index", [(pixel, b) for b in buckets])
         with self.store.lock:
             texts = [e for b in buckets for e in self.store.images.get((pixel, b), {}).values()]
         return matching_exposures(texts, ra_deg, dec_deg, mjd_start, mjd_end)
@@ -233,7 +244,8 @@ class MemoryApdb(CcdWriter, Apdb):
         day = int(np.floor(float(mjd_tai)))
         for pixel in pixels_covering(np.asarray(corners_radec, float),
                                      order=ARCHIVE_INDEX_ORDER).tolist():
-            self._request("update_item")  # one per cell of the footprint
+            # one UpdateItem per cell of the footprint (three once its item is full)
+            self._spill_write("archive index", (pixel, day), len(name) + len(entry))
             with self.store.lock:
                 self.store.archive.setdefault((pixel, day), {})[name] = entry
 
@@ -241,39 +253,58 @@ class MemoryApdb(CcdWriter, Apdb):
         cells = check_pixels(pixels)
         days = archive_days(mjd_start, mjd_end)
         self._requests("batch_get_item", len(cells) * len(days))
+        self._spill_reads("archive index", [(p, d) for p in cells for d in days])
         with self.store.lock:
             attrs = [dict(self.store.archive[(p, d)]) for p in cells for d in days
                      if (p, d) in self.store.archive]
         return archive_table(attrs, float(mjd_start), float(mjd_end))
 
-    # -- precovery runs -----------------------------------------------------------------------
+    # -- precovery runs ---------------------------------------------------------------------
+    # Modelled on DynamoDB's layout (apdb.dynamodb._runs): a small run record with a counter,
+    # one marker per completed unit, the object ids in chunks; the same requests are charged.
     def start_precovery_run(self, run_id: str, *, n_units: int, object_ids: np.ndarray,
                             validity_start_mjd_tai: float) -> None:
-        ids = np.unique(np.asarray(object_ids, np.int64))
+        digest, chunks = run_id_chunks(object_ids)
+        self._request("get_item")
+        for k, chunk in enumerate(chunks):
+            self._check_item_size("precovery run object ids",
+                                  item_size_bytes(f"PRECOVERY#{run_id}", f"O#{digest}#{k:05d}",
+                                                  {"data": chunk}))
+        self._requests("batch_write_item", len(chunks))
         self._request("update_item")
         with self.store.lock:
             run = self.store.runs.setdefault(run_id, Run())
-            run.expected, run.objects = int(n_units), ids.tobytes()
+            run.expected, run.objects = int(n_units), b"".join(chunks)
+            run.ids_digest, run.id_chunks = digest, len(chunks)
             run.validity_start = float(validity_start_mjd_tai)
 
     def complete_precovery_unit(self, run_id: str, unit_key: str) -> bool:
-        self._request("update_item")  # ADD the key to the done-set, if the run was started
+        key = check_unit_key(unit_key)
+        # one transaction: Put the unit's marker if absent, ADD 1 to the run's counter
+        self._request("transact_write_items", 2)
         with self.store.lock:
             run = self.store.runs.get(run_id)
             if run is None or run.expected is None:
                 raise NotFoundError(f"precovery run {run_id!r} was never started")
-            run.done.add(str(unit_key))
-            complete = len(run.done) >= (run.expected or 0)
-        if not complete:
-            return False
-        self._request("update_item")  # the conditional finalisation flag
+            if key not in run.units:
+                self._check_item_size("precovery unit marker",
+                                      item_size_bytes(f"PRECOVERY#{run_id}", f"U#{key}", {}))
+                run.units.add(key)
+                run.n += 1
         return self._win_finalization(run_id)
 
     def _win_finalization(self, run_id: str) -> bool:
-        """Set the run's finalisation flag unless it is set: True for the one caller who sets it."""
+        """Set the run's flag if its counter is complete and the flag is free: True for the one
+        caller who sets it (a read, then a conditional update only when it can succeed)."""
+        self._request("get_item")
         with self.store.lock:
             run = self.store.runs[run_id]
-            won, run.finalized = not run.finalized, True
+            if run.finalized or run.n < (run.expected or 0):
+                return False
+        self._request("update_item")
+        with self.store.lock:
+            won = not run.finalized and run.n >= (run.expected or 0)
+            run.finalized = run.finalized or won
         return won
 
     def get_precovery_run(self, run_id: str) -> PrecoveryRun | None:
@@ -282,11 +313,16 @@ class MemoryApdb(CcdWriter, Apdb):
             run = self.store.runs.get(run_id)
             if run is None or run.expected is None:
                 return None
-            return PrecoveryRun(run_id=run_id, expected_units=run.expected,
-                                done_units=frozenset(run.done),
-                                object_ids=np.frombuffer(run.objects, dtype=np.int64).copy(),
-                                validity_start_mjd_tai=run.validity_start,
-                                finalized=run.finalized)
+            done = frozenset(run.units)
+            record = (run.expected, run.objects, run.id_chunks, run.validity_start, run.finalized)
+        marker_bytes = sum(len(f"PRECOVERY#{run_id}U#{k}".encode()) + 4 for k in done)
+        for _ in range(max(1, -(-marker_bytes // QUERY_PAGE_BYTES))):
+            self._request("query")  # one page per MB of markers
+        if record[2]:
+            self._requests("batch_get_item", record[2])
+        return PrecoveryRun(run_id=run_id, expected_units=record[0], done_units=done,
+                            object_ids=np.frombuffer(record[1], dtype=np.int64).copy(),
+                            validity_start_mjd_tai=record[3], finalized=record[4])
 
     # -- export -------------------------------------------------------------------------------
     def export(self) -> dict[str, Table]:

@@ -12,7 +12,10 @@ nothing:
 - the Last record still points at the expected previous version, written by another CCD
   (absent for a new object); a failure only because this CCD already committed the very
   version (a concurrent retry) drops that object and re-sends the rest;
-- the version to close exists.
+- the version to close exists;
+- each history item not yet full has room for the rows' bytes (``HISTORY_HEAD_BYTES``); when
+  it has not, the item becomes full, its rows go to hour parts, and the groups are re-packed
+  and re-sent, as on DynamoDB. Every item written is checked against the 400 KB limit.
 
 A retried CCD pre-reads the Last records and skips what it already committed, as on DynamoDB.
 """
@@ -27,7 +30,15 @@ import numpy as np
 from astropy.table import Table
 
 from alertprod.apdb._codec import pack_rows
-from alertprod.apdb._layout import NEW_OBJECT_SHARDS, history_entries, ids_or_zero, pack_groups
+from alertprod.apdb._layout import (
+    HISTORY_HEAD_BYTES,
+    HISTORY_ROWS_PER_WRITE,
+    NEW_OBJECT_SHARDS,
+    cap_rows_per_item,
+    history_entries,
+    ids_or_zero,
+    pack_groups,
+)
 from alertprod.apdb.coordination import Lease
 from alertprod.apdb.interface import PREV_VALIDITY_COLUMN, CcdWrites, StoreStats
 from alertprod.apdb.memory._state import REQUEST_LIMITS, Last, MemoryBackend, Version
@@ -38,6 +49,12 @@ __all__ = ["CcdWriter", "Group", "NewVersion"]
 
 Owner = tuple[str, int]  # ("obj", diaObjectId) or ("ss", ssObjectId)
 RowKey = tuple[int, str, int]  # (30-day bucket, "s" or "f", row id)
+Head = tuple[Owner, int]  # one history item: (owner, 30-day bucket)
+
+
+def _row_bytes(k: RowKey, row: bytes) -> int:
+    """Bytes of one row in its item, as DynamoDB counts them (attribute name and value)."""
+    return len(f"{k[1]}{k[2]}") + len(row)
 
 
 @dataclass(frozen=True)
@@ -65,17 +82,34 @@ class NewVersion:
 
 @dataclass
 class Group:
-    """What one object (or one batch of history rows: ``oid`` None) changes together."""
+    """What one object (or one batch of history rows: ``oid`` None) changes together.
+
+    ``full`` is shared by all groups of one CCD: the history items found full, whose rows go
+    to their hour parts (``parts``: (owner, row) -> hour part).
+    """
 
     oid: int | None
     version: NewVersion | None = None
     rows: dict[Owner, dict[RowKey, bytes]] = field(default_factory=dict)
     add_pixel: int | None = None
+    parts: dict[tuple[Owner, RowKey], int] = field(default_factory=dict)
+    full: set[Head] = field(default_factory=set)
+
+    def heads(self) -> dict[Head, dict[RowKey, bytes]]:
+        """The group's rows by history item."""
+        out: dict[Head, dict[RowKey, bytes]] = {}
+        for owner, rows in self.rows.items():
+            for k, row in rows.items():
+                out.setdefault((owner, k[0]), {})[k] = row
+        return out
 
     def item_keys(self) -> set[tuple[Any, ...]]:
         """The DynamoDB items the group touches (their count is what a transaction carries)."""
-        keys: set[tuple[Any, ...]] = {("HIST", owner, k[0]) for owner, rows in self.rows.items()
-                                      for k in rows}
+        keys: set[tuple[Any, ...]] = set()
+        for (owner, bucket), rows in self.heads().items():
+            keys.add(("HIST", owner, bucket))
+            if (owner, bucket) in self.full:
+                keys |= {("HIST", owner, bucket, self.parts[(owner, k)]) for k in rows}
         v = self.version
         if v is not None:
             keys |= {("OBJ", v.oid, "LAST"), ("OBJ", v.oid, v.start)}
@@ -86,6 +120,25 @@ class Group:
         if self.add_pixel is not None:
             keys.add(("PIX", self.add_pixel))
         return keys
+
+
+def _split_full(groups: list[Group]) -> list[Group]:
+    """History-only groups of full items split into one group per hour part."""
+    out = []
+    for g in groups:
+        heads = g.heads()
+        if g.oid is not None or not g.full.intersection(heads):
+            out.append(g)
+            continue
+        split: dict[tuple[Head, int], Group] = {}
+        for head, rows in heads.items():
+            for k, row in rows.items():
+                p = g.parts[(head[0], k)] if head in g.full else 0
+                part = split.setdefault((head, p), Group(None, full=g.full))
+                part.rows.setdefault(head[0], {})[k] = row
+                part.parts[(head[0], k)] = g.parts[(head[0], k)]
+        out.extend(split[k] for k in sorted(split, key=repr))
+    return out
 
 
 def _plan_objects(writes: CcdWrites) -> dict[int, Group]:
@@ -118,14 +171,18 @@ def _plan_objects(writes: CcdWrites) -> dict[int, Group]:
     return groups
 
 
-def _plan_rows(groups: dict[int, Group], extra: dict[Owner, Group], table: Table, name: str,
+def _plan_rows(groups: dict[int, Group], extra: dict[tuple[Owner, int, int], Group], table: Table, name: str,
                prefix: str) -> int:
     entries = history_entries(table, name)
-    for kind, oid, bucket, rid, row in entries:
+    counts: dict[Head, int] = {}
+    for kind, oid, bucket, rid, row, part in entries:
         owner: Owner = (kind, oid)
         group = groups.get(oid) if kind == "obj" else None
-        group = group or extra.setdefault(owner, Group(None))
+        if group is None:  # history-only: at most HISTORY_ROWS_PER_WRITE rows per group
+            n = counts[(owner, bucket)] = counts.get((owner, bucket), -1) + 1
+            group = extra.setdefault((owner, bucket, n // HISTORY_ROWS_PER_WRITE), Group(None))
         group.rows.setdefault(owner, {})[(bucket, prefix, rid)] = row
+        group.parts[(owner, (bucket, prefix, rid))] = part
     return len(entries)
 
 
@@ -138,20 +195,28 @@ class CcdWriter(MemoryBackend):
             raise CatalogError(f"writes.visit_time_mjd_tai: must be finite, got {t}")
         tag = f"{int(writes.visit)}/{int(writes.detector)}"
         groups = _plan_objects(writes)
-        extra: dict[Owner, Group] = {}
+        extra: dict[tuple[Owner, int, int], Group] = {}
         stats.sources_written += _plan_rows(groups, extra, writes.dia_sources, "DiaSource", "s")
         stats.forced_sources_written += _plan_rows(groups, extra, writes.dia_forced_sources,
                                                    "DiaForcedSource", "f")
         done = self._classify(groups, tag) if groups else set()
         stats.objects_already_done += len(done)
         pending = [g for oid, g in groups.items() if oid not in done] + list(extra.values())
+        full: set[Head] = set()
+        for g in pending:  # rows of one item beyond what any item takes go to hour parts at once
+            g.full = full
+            full |= {h for h, rows in g.heads().items()
+                     if sum(_row_bytes(k, r) for k, r in rows.items()) > HISTORY_HEAD_BYTES}
         n_fence = len(lease.tokens) if lease is not None else 0
-        for batch in self._transactions(pending, REQUEST_LIMITS["transact_write_items"] - n_fence):
+        budget = REQUEST_LIMITS["transact_write_items"] - n_fence
+        for batch in self._transactions(_split_full(pending), budget):
             self._commit(batch, lease, tag, stats)
 
     def _transactions(self, groups: list[Group], budget: int) -> list[list[Group]]:
-        """Groups packed greedily into transactions of at most ``budget`` items."""
-        return pack_groups(groups, budget)
+        """Groups packed greedily into transactions of at most ``budget`` items, and at most
+        HISTORY_ROWS_PER_WRITE rows per history item (as the DynamoDB planner packs them)."""
+        return cap_rows_per_item(pack_groups(groups, budget),
+                                 lambda g: {h: len(rows) for h, rows in g.heads().items()})
 
     def _classify(self, groups: dict[int, Group], tag: str) -> set[int]:
         """Pre-read the Last records: objects already done; moved objects get a pixel entry."""
@@ -220,16 +285,61 @@ class CcdWriter(MemoryBackend):
                             failed.append(f"DiaObject {v.oid} changed")
                     if v.closes and v.prev not in self.store.versions.get(v.oid, {}):
                         failed.append(f"DiaObject {v.oid} has no version {v.prev} to close")
-                if not failed and not finished:
+                full = {h for h, n_bytes in self._head_bytes(batch).items()
+                        if not self._head_has_room(h, n_bytes)}
+                if not failed and not finished and not full:
                     self._apply(batch, tag)
             if failed:
                 raise ConflictError(f"store_ccd: transaction cancelled: {'; '.join(failed[:5])}")
+            if full:  # re-send with those items' rows in their hour parts
+                batch = [g for g in batch if g.oid not in finished]
+                stats.objects_already_done += len(finished)
+                if batch:
+                    batch[0].full |= full  # the set every group of the CCD shares
+                budget = REQUEST_LIMITS["transact_write_items"] - n_fence
+                for sub in self._transactions(_split_full(batch), budget):
+                    self._commit(sub, lease, tag, stats)
+                return
             if not finished:
                 stats.transactions += 1
                 stats.objects_written += sum(1 for g in batch if g.oid is not None)
                 return
             stats.objects_already_done += len(finished)
             batch = [g for g in batch if g.oid not in finished]
+
+    @staticmethod
+    def _head_bytes(batch: list[Group]) -> dict[Head, int]:
+        """Row bytes the batch adds to each history item that is not full."""
+        out: dict[Head, int] = {}
+        for g in batch:
+            for head, rows in g.heads().items():
+                if head not in g.full:
+                    out[head] = out.get(head, 0) + sum(_row_bytes(k, r) for k, r in rows.items())
+        return out
+
+    def _head_has_room(self, head: Head, n_bytes: int) -> bool:
+        """The history item's condition: its counted bytes stay within HISTORY_HEAD_BYTES."""
+        counted = self.store.history_bytes.get(head)
+        return counted is None or counted <= HISTORY_HEAD_BYTES - n_bytes
+
+    def _apply_rows(self, g: Group) -> None:
+        """Write a group's history rows: counted into their item, or into its hour parts."""
+        store = self.store
+        for head, rows in g.heads().items():
+            owner = head[0]
+            if head in g.full:
+                for k, row in rows.items():
+                    p = g.parts[(owner, k)]
+                    size = store.history_part_bytes.get((head, p), 0) + _row_bytes(k, row)
+                    self._check_item_size("history part", size)
+                    store.history_part_bytes[(head, p)] = size
+                    store.history_parts.setdefault(head, set()).add(p)
+            else:
+                size = store.history_bytes.get(head, 0) + sum(_row_bytes(k, r)
+                                                              for k, r in rows.items())
+                self._check_item_size("history item", size)
+                store.history_bytes[head] = size
+            store.history.setdefault(owner, {}).update(rows)
 
     def _apply(self, batch: list[Group], tag: str) -> None:
         """Write a transaction's groups (under the lock, all conditions checked)."""
@@ -247,5 +357,4 @@ class CcdWriter(MemoryBackend):
                     day[v.oid] = (v.ra, v.dec, v.start)
             if g.add_pixel is not None:
                 store.pixels.setdefault(g.add_pixel, set()).add(g.oid)
-            for owner, rows in g.rows.items():
-                store.history.setdefault(owner, {}).update(rows)
+            self._apply_rows(g)

@@ -1,0 +1,109 @@
+"""Measure one unit of a precovery-service job: light-curve rows of one image.
+
+A unit (:class:`alertprod.precovery.job_plan.JobUnit`) is one CCD-visit and the positions it
+covers. From the cache: the difference and science images opened by ranged reads, only the
+windows forced photometry and position refinement need, measured by the one row builder the
+nightly pipeline uses (:func:`alertprod.photometry.dia_forced.dia_forced_rows`). From the
+archive: the tile-compressed science and template read by windows large enough for the
+subtraction, the difference re-created on tiles around the positions
+(:func:`alertprod.photometry.measure_recreated`). Either way the rows come out in the
+service's light-curve columns (:mod:`alertprod.precovery.results`), ``recreated`` saying which.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.table import Table
+
+from alertprod.archive import archive_key
+from alertprod.aws.blobs import BlobStore
+from alertprod.errors import NotFoundError, PrecoveryError
+from alertprod.formats import BlobSource, ExposureFile, image_key
+from alertprod.photometry.dia_forced import VisitImages, dia_forced_rows
+from alertprod.photometry.recreated import measure_recreated, sky_recreation_windows
+from alertprod.photometry.stamps import dia_forced_half_size_pix, sky_windows
+from alertprod.precovery.job_plan import JobUnit
+from alertprod.precovery.results import rows_from_records
+
+__all__ = ["measure_job_unit"]
+
+
+def _cached_windows(images: BlobStore, unit: JobUnit, kind: str, ra: np.ndarray, dec: np.ndarray):
+    try:
+        efile = ExposureFile.open(BlobSource(images, image_key(unit.visit, unit.detector, kind)),
+                                  what=kind)
+    except NotFoundError:
+        return None
+    half = dia_forced_half_size_pix(kind, efile.psf)
+    return efile.read_windows(sky_windows(efile.wcs, efile.shape, ra, dec, half))
+
+
+def _archived_pair(archive: BlobStore, unit: JobUnit, ra: np.ndarray, dec: np.ndarray):
+    science = ExposureFile.open(BlobSource(archive, archive_key(unit.visit, unit.detector, "science")),
+                                what="science")
+    template = ExposureFile.open(BlobSource(archive, archive_key(unit.visit, unit.detector, "template")),
+                                 what="template")
+    psf = max(science.psf.shape[0], template.psf.shape[0])
+    windows = sky_recreation_windows(science.wcs, science.shape, ra, dec, psf_size_pix=psf)
+    return science.read_windows(windows), template.read_windows(windows)
+
+
+def measure_job_unit(unit: JobUnit, ra_deg, dec_deg, *, images: BlobStore, archive: BlobStore,
+                     processed_mjd_tai: float) -> Table:
+    """Light-curve rows of one image for the positions it covers.
+
+    Parameters
+    ----------
+    unit : JobUnit
+        From :func:`~alertprod.precovery.job_plan.plan_fixed_target`.
+    ra_deg, dec_deg : array_like
+        The request's positions (all of them; the unit's ``targets`` index them).
+    images, archive : BlobStore
+        The image cache and the long-term archive.
+    processed_mjd_tai : float, keyword-only
+        When the rows are measured.
+
+    Returns
+    -------
+    astropy.table.Table
+        :data:`alertprod.precovery.results.COLUMNS` rows, one per covered position measured
+        (positions off the CCD or without usable pixels get none).
+
+    Notes
+    -----
+    A cached difference that expired between planning and measuring falls back to the
+    archive, as if it had been planned there.
+    """
+    idx = np.asarray(unit.targets, dtype=np.int64)
+    ra = np.asarray(ra_deg, float)[idx]
+    dec = np.asarray(dec_deg, float)[idx]
+    if idx.size == 0:
+        raise PrecoveryError("unit covers no position")
+    source = unit.source
+    rows = None
+    if source == "cache":
+        difference = _cached_windows(images, unit, "difference", ra, dec)
+        if difference is None:
+            source = "archive"  # expired since planning: re-create it
+        else:
+            science = _cached_windows(images, unit, "science", ra, dec)
+            visit = VisitImages(unit.visit, unit.detector, unit.band, unit.mjd_tai, difference,
+                                science)
+            rows = dia_forced_rows(idx, ra, dec, visit, processed_mjd_tai=processed_mjd_tai,
+                                   is_precovery=True)
+            recreated = False
+    if source == "archive":
+        science, template = _archived_pair(archive, unit, ra, dec)
+        rows = measure_recreated(science, template, ra, dec, processed_mjd_tai=processed_mjd_tai,
+                                 dia_object_ids=idx)
+        recreated = True
+    if rows is None:
+        raise PrecoveryError(f"unit source must be 'cache' or 'archive', got {unit.source!r}")
+    records = [{"target": int(r["diaObjectId"]), "ra": float(r["ra"]), "dec": float(r["dec"]),
+                "visit": unit.visit, "detector": unit.detector, "band": unit.band,
+                "midpointMjdTai": unit.mjd_tai, "psfFlux": float(r["psfFlux"]),
+                "psfFluxErr": float(r["psfFluxErr"]), "scienceFlux": float(r["scienceFlux"]),
+                "scienceFluxErr": float(r["scienceFluxErr"]), "recreated": recreated, "flags": 0,
+                "template": ("archive:template" if recreated else "cache:template")}
+               for r in rows]
+    return rows_from_records(records)

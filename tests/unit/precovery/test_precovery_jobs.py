@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from test_precovery_job_unit import FLUXES, stores  # noqa: F401 - the one-CCD scene fixture
 
 from alertprod.apdb import MemoryApdb
 from alertprod.precovery.jobs import parse_options, result_key, run_job_inline
@@ -19,10 +18,12 @@ from alertprod.precovery.uws import new_job
 
 pytestmark = pytest.mark.unit
 
+FLUXES = np.array([5000.0, 2000.0, 800.0])  # as the scene of conftest.py
+
 T = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
 
 
-def _apdb(stores, *, cached: bool):  # noqa: F811 - the fixture's value
+def _apdb(stores, *, cached: bool):
     images, archive, ra, dec = stores
     corners = np.array([[ra.max() + 0.02, dec.min() - 0.02], [ra.min() - 0.02, dec.min() - 0.02],
                         [ra.min() - 0.02, dec.max() + 0.02], [ra.max() + 0.02, dec.max() + 0.02]])
@@ -35,7 +36,7 @@ def _apdb(stores, *, cached: bool):  # noqa: F811 - the fixture's value
 
 
 @pytest.mark.parametrize("age_days, recreated", [(10.0, False), (100.0, True)])
-def test_a_job_completes_with_its_light_curve_in_every_format(stores, age_days, recreated):  # noqa: F811
+def test_a_job_completes_with_its_light_curve_in_every_format(stores, age_days, recreated):
     images, archive, ra, dec = stores
     from alertprod.aws import MemoryBlobStore
 
@@ -58,7 +59,7 @@ def test_a_job_completes_with_its_light_curve_in_every_format(stores, age_days, 
     assert {rid for rid, _ in done.results} == {"lightcurve.csv", "lightcurve.json", "lightcurve.votable"}
 
 
-def test_a_bad_target_or_option_ends_the_job_in_error_with_the_reason(stores):  # noqa: F811
+def test_a_bad_target_or_option_ends_the_job_in_error_with_the_reason(stores):
     images, archive, _, _ = stores
     from alertprod.aws import MemoryBlobStore
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import boto3
 import numpy as np
 import pytest
-from moto.server import ThreadedMotoServer
+from moto_server import moto_environment
 
 from alertprod.alerts import AlertConsumer, AlertPublisher
 from alertprod.alerts.examples import example_alert
@@ -19,33 +16,12 @@ pytestmark = pytest.mark.integration
 BUCKET = "alertprod-test-alerts"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def aws():
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with moto_environment():
         clients = {name: boto3.client(name) for name in ("s3", "sns", "sqs")}
         clients["s3"].create_bucket(Bucket=BUCKET)
         yield clients
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from moto_server import moto_environment
 
 from alertprod.alerts import AlertPublisher
 from alertprod.aws import S3BlobStore, SnsTopic
@@ -28,27 +26,10 @@ def _example_code() -> str:
 
 @pytest.fixture
 def stack():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with moto_environment():
         clients = {name: boto3.client(name) for name in ("s3", "sns", "sqs")}
         clients["s3"].create_bucket(Bucket=BUCKET)
         yield clients
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_the_worked_example_dedupes_the_live_stream_and_replays_what_the_outage_missed(stack):

@@ -7,17 +7,17 @@ template gives them; the service table is built from the template.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
-import socket
 import time
 from pathlib import Path
 
 import boto3
 import pytest
 from distribution_harness import WebhookReceiver, create_service_table, make_alerts
-from moto.server import ThreadedMotoServer
+from moto_server import moto_environment
 
 from alertprod.alerts import AlertPublisher
 from alertprod.alerts.examples import example_alert
@@ -33,12 +33,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ALERTS, DROP, SENDER = "dist-alerts", "bob-drop", "alerts@alertprod.example"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _load(name: str):
     spec = importlib.util.spec_from_file_location(f"handler_{name}", ROOT / "functions" / name / "app.py")
     module = importlib.util.module_from_spec(spec)
@@ -48,17 +42,12 @@ def _load(name: str):
 
 @pytest.fixture(scope="module")
 def stack():
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in [*env, "SERVICE_TABLE", "ALERT_BUCKET", "DELIVERY_DLQ_URL",
-                                            "ALERTPROD_EMAIL_SENDER", "ALERTPROD_WEBHOOK_ALLOW_PRIVATE",
-                                            "ALERTPROD_WEBHOOK_REQUIRE_HTTPS"]}
-    os.environ.update(env)
+    restore = ("SERVICE_TABLE", "ALERT_BUCKET", "DELIVERY_DLQ_URL", "ALERTPROD_EMAIL_SENDER",
+               "ALERTPROD_WEBHOOK_ALLOW_PRIVATE", "ALERTPROD_WEBHOOK_REQUIRE_HTTPS")
     good, bad = WebhookReceiver(), WebhookReceiver("fail")
-    try:
+    with moto_environment(restore=restore), contextlib.ExitStack() as cleanup:
+        cleanup.callback(bad.close)
+        cleanup.callback(good.close)
         c = {n: boto3.client(n) for n in ("s3", "sns", "sqs", "ses", "dynamodb")}
         c["s3"].create_bucket(Bucket=ALERTS)
         c["s3"].create_bucket(Bucket=DROP)
@@ -79,15 +68,6 @@ def stack():
         yield {"clients": c, "handlers": handlers, "store": store, "topic": topic, "service_queue": service_queue,
                "dlq": dlq, "good": good, "bad": bad,
                "tokens": {u: issue_token(store, u).token for u in ("alice", "bob", "carol")}}
-    finally:
-        good.close()
-        bad.close()
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 class Context:

@@ -23,6 +23,8 @@ import math
 import numpy as np
 from astropy.wcs import WCS
 
+from alertprod.errors import NotFoundError
+from alertprod.formats import BlobSource, Exposure, ExposureFile
 from alertprod.formats.exposure_file import windows_around
 from alertprod.imaging.cutouts import cutout_size_pix
 from alertprod.imaging.psf import psf_fwhm_pix
@@ -30,7 +32,7 @@ from alertprod.photometry import positions
 from alertprod.photometry.forced import _check_sky_positions
 
 __all__ = ["cutout_half_size_pix", "dia_forced_half_size_pix", "forced_half_size_pix",
-           "refine_half_size_pix", "sky_windows"]
+           "read_forced_windows", "refine_half_size_pix", "sky_windows"]
 
 #: refine_positions' own default number of Gauss–Newton steps.
 _REFINE_MAX_ITER = int(inspect.signature(positions.refine_positions).parameters["max_iter"].default)
@@ -75,3 +77,18 @@ def sky_windows(wcs: WCS, shape: tuple[int, int], ra_deg, dec_deg, half_size_pix
     with np.errstate(invalid="ignore"):
         x, y = wcs.all_world2pix(ra, dec, 0, quiet=True)
     return windows_around(x, y, half_size_pix, shape)
+
+
+def read_forced_windows(store, key: str, kind: str, ra_deg, dec_deg) -> Exposure | None:
+    """An image of ``kind`` at ``key`` read by ranges: its headers, then the windows
+    :func:`~alertprod.photometry.dia_forced.dia_forced_rows` needs around the positions (or
+    whole, when the read cost model says that is cheaper); None when the object is missing.
+
+    ``store`` is a :class:`~alertprod.aws.blobs.BlobStore` (the image cache).
+    """
+    try:
+        efile = ExposureFile.open(BlobSource(store, key), what=kind)
+    except NotFoundError:
+        return None
+    half = dia_forced_half_size_pix(kind, efile.psf)
+    return efile.read_windows(sky_windows(efile.wcs, efile.shape, ra_deg, dec_deg, half))

@@ -25,10 +25,10 @@ from astropy.table import Table
 
 from alertprod.apdb import LEASE_ORDER, Apdb, CcdWrites, LeaseManager, leased
 from alertprod.aws import BlobStore
-from alertprod.errors import NotFoundError, PrecoveryError
-from alertprod.formats import BlobSource, Exposure, ExposureFile, image_key
+from alertprod.errors import PrecoveryError
+from alertprod.formats import Exposure, image_key
 from alertprod.photometry.dia_forced import VisitImages, dia_forced_rows
-from alertprod.photometry.stamps import dia_forced_half_size_pix, sky_windows
+from alertprod.photometry.stamps import read_forced_windows
 from alertprod.pixelization import pixel_of
 from alertprod.precovery.units import PrecoveryUnit
 from alertprod.summary.versions import next_object_versions
@@ -140,19 +140,10 @@ def run_unit(unit: PrecoveryUnit, *, apdb: Apdb, images: BlobStore,
 
 
 def _cached(images: BlobStore, unit: PrecoveryUnit, kind: str) -> Exposure | None:
-    """A cached image of the unit's exposure, None when it is not (or no longer) cached.
-
-    Read by ranges: its headers, then the windows around the unit's objects that forced
-    photometry (and, on the science image, position refinement) needs — or whole, when the
-    cost model says that is cheaper (:mod:`alertprod.formats.exposure_file`).
-    """
-    try:
-        efile = ExposureFile.open(BlobSource(images, image_key(unit.visit, unit.detector, kind)),
-                                  what=kind)
-    except NotFoundError:
-        return None
-    half = dia_forced_half_size_pix(kind, efile.psf)
-    return efile.read_windows(sky_windows(efile.wcs, efile.shape, unit.ra_deg, unit.dec_deg, half))
+    """A cached image of the unit's exposure, None when it is not (or no longer) cached, read by
+    the windows around the unit's objects (:func:`alertprod.photometry.stamps.read_forced_windows`)."""
+    return read_forced_windows(images, image_key(unit.visit, unit.detector, kind), kind,
+                               unit.ra_deg, unit.dec_deg)
 
 
 def precovery_rows(unit: PrecoveryUnit, difference: Exposure, science: Exposure | None, *,

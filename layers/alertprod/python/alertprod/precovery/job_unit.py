@@ -17,25 +17,15 @@ from astropy.table import Table
 
 from alertprod.archive import archive_key
 from alertprod.aws.blobs import BlobStore
-from alertprod.errors import NotFoundError, PrecoveryError
+from alertprod.errors import PrecoveryError
 from alertprod.formats import BlobSource, ExposureFile, image_key
 from alertprod.photometry.dia_forced import VisitImages, dia_forced_rows
 from alertprod.photometry.recreated import measure_recreated, sky_recreation_windows
-from alertprod.photometry.stamps import dia_forced_half_size_pix, sky_windows
+from alertprod.photometry.stamps import read_forced_windows
 from alertprod.precovery.job_plan import JobUnit
 from alertprod.precovery.results import rows_from_records
 
 __all__ = ["measure_job_unit"]
-
-
-def _cached_windows(images: BlobStore, unit: JobUnit, kind: str, ra: np.ndarray, dec: np.ndarray):
-    try:
-        efile = ExposureFile.open(BlobSource(images, image_key(unit.visit, unit.detector, kind)),
-                                  what=kind)
-    except NotFoundError:
-        return None
-    half = dia_forced_half_size_pix(kind, efile.psf)
-    return efile.read_windows(sky_windows(efile.wcs, efile.shape, ra, dec, half))
 
 
 def _archived_pair(archive: BlobStore, unit: JobUnit, ra: np.ndarray, dec: np.ndarray):
@@ -82,11 +72,13 @@ def measure_job_unit(unit: JobUnit, ra_deg, dec_deg, *, images: BlobStore, archi
     source = unit.source
     rows = None
     if source == "cache":
-        difference = _cached_windows(images, unit, "difference", ra, dec)
+        difference = read_forced_windows(images, image_key(unit.visit, unit.detector, "difference"),
+                                         "difference", ra, dec)
         if difference is None:
             source = "archive"  # expired since planning: re-create it
         else:
-            science = _cached_windows(images, unit, "science", ra, dec)
+            science = read_forced_windows(images, image_key(unit.visit, unit.detector, "science"),
+                                          "science", ra, dec)
             visit = VisitImages(unit.visit, unit.detector, unit.band, unit.mjd_tai, difference,
                                 science)
             rows = dia_forced_rows(idx, ra, dec, visit, processed_mjd_tai=processed_mjd_tai,

@@ -32,6 +32,7 @@ import numpy as np
 from alertprod.errors import ImageError
 from alertprod.formats.exposure import Exposure
 from alertprod.formats.mask import MaskBit
+from alertprod.imaging._checks import check_pixel_positions
 from alertprod.imaging.psf import validate_psf
 from alertprod.imaging.subtraction import zogy_kernels, zogy_subtract
 
@@ -81,16 +82,6 @@ def _check_psf_size(psf_size_pix: int) -> int:
     if k != psf_size_pix or k < 1 or k % 2 == 0:
         raise ImageError(f"psf_size_pix must be a positive odd integer, got {psf_size_pix!r}")
     return k
-
-
-def _check_xy(x_pix: np.ndarray, y_pix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = np.atleast_1d(np.asarray(x_pix, dtype=np.float64))
-    y = np.atleast_1d(np.asarray(y_pix, dtype=np.float64))
-    if x.ndim != 1 or x.shape != y.shape:
-        raise ImageError(f"x_pix and y_pix must be 1-D of equal length, got {x.shape} and {y.shape}")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ImageError("x_pix and y_pix must be finite")
-    return x, y
 
 
 def _check_shape(shape: tuple[int, int]) -> tuple[int, int]:
@@ -177,7 +168,7 @@ def recreation_tiles(x_pix: np.ndarray, y_pix: np.ndarray, shape: tuple[int, int
         Naming the argument: positions not 1-D, of unequal length or not finite; a bad
         ``shape``, ``psf_size_pix`` or ``kernel_size_pix``; ``tile_pix`` below its minimum.
     """
-    x, y = _check_xy(x_pix, y_pix)
+    x, y = check_pixel_positions(x_pix, y_pix)
     ny, nx = _check_shape(shape)
     k = _check_psf_size(psf_size_pix)
     ksize = zogy_kernel_size_pix(k) if kernel_size_pix is None else int(kernel_size_pix)

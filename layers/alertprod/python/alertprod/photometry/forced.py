@@ -29,6 +29,7 @@ import numpy as np
 from alertprod.errors import ImageError
 from alertprod.formats.exposure import Exposure
 from alertprod.formats.mask import UNUSABLE
+from alertprod.imaging._checks import check_pixel_positions as _check_positions
 from alertprod.imaging.psf import validate_psf
 
 __all__ = [
@@ -90,16 +91,6 @@ def _check_sky_positions(ra_deg: np.ndarray, dec_deg: np.ndarray) -> tuple[np.nd
     if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
         raise ImageError("ra_deg and dec_deg must be finite")
     return ra, dec
-
-
-def _check_positions(x_pix: np.ndarray, y_pix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = np.atleast_1d(np.asarray(x_pix, dtype=np.float64))
-    y = np.atleast_1d(np.asarray(y_pix, dtype=np.float64))
-    if x.ndim != 1 or x.shape != y.shape:
-        raise ImageError(f"x_pix and y_pix must be 1-D of equal length, got {x.shape} and {y.shape}")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ImageError("x_pix and y_pix must be finite")
-    return x, y
 
 
 def _check_planes(image: np.ndarray, variance: np.ndarray, mask: np.ndarray | None

@@ -47,3 +47,9 @@ def stores():
     archive.put(archive_key(42, 3, "template"), compress_exposure(template))
     ra, dec = wcs.all_pix2world(x, y, 0)
     return images, archive, np.asarray(ra), np.asarray(dec)
+
+
+@pytest.fixture(scope="module")
+def true_fluxes():
+    """:data:`FLUXES`, the scene's transients' true fluxes (nJy), for the tests."""
+    return FLUXES

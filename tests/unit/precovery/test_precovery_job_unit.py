@@ -11,19 +11,17 @@ from alertprod.precovery.job_unit import measure_job_unit
 
 pytestmark = pytest.mark.unit
 
-FLUXES = np.array([5000.0, 2000.0, 800.0])  # as the scene of conftest.py
-
 def _unit(source):
     return JobUnit(42, 3, "r", 60500.2, source, (0, 1, 2))
 
 
 @pytest.mark.parametrize("source", ["cache", "archive"])
-def test_a_unit_measures_each_covered_position_at_its_true_flux(stores, source):
+def test_a_unit_measures_each_covered_position_at_its_true_flux(stores, true_fluxes, source):
     images, archive, ra, dec = stores
     rows = measure_job_unit(_unit(source), ra, dec, images=images, archive=archive,
                             processed_mjd_tai=60600.0)
     assert list(rows["target"]) == [0, 1, 2] and list(rows["visit"]) == [42] * 3
-    pulls = (np.asarray(rows["psfFlux"]) - FLUXES) / np.asarray(rows["psfFluxErr"])
+    pulls = (np.asarray(rows["psfFlux"]) - true_fluxes) / np.asarray(rows["psfFluxErr"])
     assert np.all(np.abs(pulls) < 4), pulls
     assert bool(np.all(rows["recreated"])) == (source == "archive")
 

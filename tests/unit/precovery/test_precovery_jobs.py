@@ -18,8 +18,6 @@ from alertprod.precovery.uws import new_job
 
 pytestmark = pytest.mark.unit
 
-FLUXES = np.array([5000.0, 2000.0, 800.0])  # as the scene of conftest.py
-
 T = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
 
 
@@ -36,7 +34,8 @@ def _apdb(stores, *, cached: bool):
 
 
 @pytest.mark.parametrize("age_days, recreated", [(10.0, False), (100.0, True)])
-def test_a_job_completes_with_its_light_curve_in_every_format(stores, age_days, recreated):
+def test_a_job_completes_with_its_light_curve_in_every_format(stores, true_fluxes, age_days,
+                                                               recreated):
     images, archive, ra, dec = stores
     from alertprod.aws import MemoryBlobStore
 
@@ -50,7 +49,7 @@ def test_a_job_completes_with_its_light_curve_in_every_format(stores, age_days, 
     rows = json.loads(results.get(result_key("job-1", "json")))["rows"]
     assert [r["target"] for r in rows] == [0, 1, 2]
     assert all(r["recreated"] is recreated for r in rows)
-    pulls = (np.array([r["psfFlux"] for r in rows]) - FLUXES) / np.array([r["psfFluxErr"] for r in rows])
+    pulls = (np.array([r["psfFlux"] for r in rows]) - true_fluxes) / np.array([r["psfFluxErr"] for r in rows])
     assert np.all(np.abs(pulls) < 4)
     k_r = colour_corrections(parse_sed({"kind": "blackbody", "temperature_k": 3000}))["r"]
     assert abs(k_r - 1.0) > 1e-3 and all(r["colourCorrection"] == pytest.approx(k_r) for r in rows)

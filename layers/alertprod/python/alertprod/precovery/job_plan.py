@@ -28,7 +28,7 @@ from alertprod.archive import find_archived_at
 from alertprod.errors import PrecoveryError
 from alertprod.precovery.targets import Target, check_region_images
 
-__all__ = ["JobUnit", "plan_fixed_target"]
+__all__ = ["JobUnit", "plan_fixed_target", "plan_job"]
 
 
 class JobUnit(NamedTuple):
@@ -45,6 +45,10 @@ class JobUnit(NamedTuple):
         archived science and template).
     targets : tuple of int
         Indices of the request's positions this image covers.
+    ra_deg, dec_deg : tuple of float
+        Where each of those positions is at this epoch (ICRS, degrees; aligned with
+        ``targets``): the request's positions for a fixed target, the propagated ones for a
+        moving target. A unit is therefore self-contained: a worker needs nothing else.
     """
 
     visit: int
@@ -53,6 +57,8 @@ class JobUnit(NamedTuple):
     mjd_tai: float
     source: str
     targets: tuple[int, ...]
+    ra_deg: tuple[float, ...]
+    dec_deg: tuple[float, ...]
 
 
 def _images_at(apdb: Apdb, ra: float, dec: float, mjd_min: float, mjd_max: float,
@@ -114,7 +120,9 @@ def plan_fixed_target(apdb: Apdb, target: Target, *, mjd_min: float, mjd_max: fl
     for index, images in enumerate(per_position):
         for key, (band, mjd, source) in images.items():
             units.setdefault(key, [band, mjd, source, []])[3].append(index)
-    return sorted((JobUnit(v, d, band, mjd, source, tuple(idx))
+    ra, dec = np.asarray(target.ra_deg, float), np.asarray(target.dec_deg, float)
+    return sorted((JobUnit(v, d, band, mjd, source, tuple(idx), tuple(ra[idx].tolist()),
+                           tuple(dec[idx].tolist()))
                    for (v, d), (band, mjd, source, idx) in units.items()),
                   key=lambda u: (u.mjd_tai, u.visit, u.detector))
 
@@ -124,3 +132,17 @@ def _centroid(ra_deg: Sequence[float], dec_deg: Sequence[float]) -> tuple[float,
     ra, dec = np.deg2rad(np.asarray(ra_deg, float)), np.deg2rad(np.asarray(dec_deg, float))
     v = np.array([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)]).mean(axis=1)
     return float(np.rad2deg(np.arctan2(v[1], v[0])) % 360.0), float(np.rad2deg(np.arcsin(v[2] / np.linalg.norm(v))))
+
+
+def plan_job(apdb: Apdb, target: Target, *, mjd_min: float, mjd_max: float, now_mjd_tai: float,
+             cache_days: float = 30.0) -> list[JobUnit]:
+    """The units of any target: the one planning entry point the service calls.
+
+    Fixed-position targets go to :func:`plan_fixed_target`; moving ones are planned by epoch.
+    """
+    if not target.moves:
+        return plan_fixed_target(apdb, target, mjd_min=mjd_min, mjd_max=mjd_max,
+                                 now_mjd_tai=now_mjd_tai, cache_days=cache_days)
+    from alertprod.precovery.targets import TargetError
+
+    raise TargetError(f"{target.kind} targets are not offered yet")

@@ -38,7 +38,7 @@ def _archived_pair(archive: BlobStore, unit: JobUnit, ra: np.ndarray, dec: np.nd
     return science.read_windows(windows), template.read_windows(windows)
 
 
-def measure_job_unit(unit: JobUnit, ra_deg, dec_deg, *, images: BlobStore, archive: BlobStore,
+def measure_job_unit(unit: JobUnit, *, images: BlobStore, archive: BlobStore,
                      processed_mjd_tai: float) -> Table:
     """Light-curve rows of one image for the positions it covers.
 
@@ -46,8 +46,6 @@ def measure_job_unit(unit: JobUnit, ra_deg, dec_deg, *, images: BlobStore, archi
     ----------
     unit : JobUnit
         From :func:`~alertprod.precovery.job_plan.plan_fixed_target`.
-    ra_deg, dec_deg : array_like
-        The request's positions (all of them; the unit's ``targets`` index them).
     images, archive : BlobStore
         The image cache and the long-term archive.
     processed_mjd_tai : float, keyword-only
@@ -65,10 +63,10 @@ def measure_job_unit(unit: JobUnit, ra_deg, dec_deg, *, images: BlobStore, archi
     archive, as if it had been planned there.
     """
     idx = np.asarray(unit.targets, dtype=np.int64)
-    ra = np.asarray(ra_deg, float)[idx]
-    dec = np.asarray(dec_deg, float)[idx]
-    if idx.size == 0:
-        raise PrecoveryError("unit covers no position")
+    ra = np.asarray(unit.ra_deg, float)
+    dec = np.asarray(unit.dec_deg, float)
+    if idx.size == 0 or ra.shape != idx.shape or dec.shape != idx.shape:
+        raise PrecoveryError("a unit needs one (ra, dec) per covered position, and at least one")
     source = unit.source
     rows = None
     if source == "cache":

@@ -29,7 +29,7 @@ from alertprod.precovery.sed import colour_corrections, parse_sed
 from alertprod.precovery.targets import TargetError, parse_target
 from alertprod.precovery.uws import Job, transition
 
-__all__ = ["JobOptions", "parse_options", "result_key", "run_job_inline"]
+__all__ = ["JobOptions", "parse_options", "result_key", "run_job_inline", "write_results"]
 
 #: Earliest epoch a job may ask for (TAI MJD 50000 = 1995-10-10: before any survey image).
 MJD_FLOOR = 50000.0
@@ -98,19 +98,20 @@ def run_job_inline(job: Job, *, apdb: Apdb, images: BlobStore, archive: BlobStor
     except (TargetError, PrecoveryError) as exc:
         return transition(job, "ERROR", now=now(), error=str(exc))
     job = transition(job, "EXECUTING", now=now())
-    tables = [measure_job_unit(u, target.ra_deg, target.dec_deg, images=images, archive=archive,
-                               processed_mjd_tai=now_mjd_tai) for u in units]
+    tables = [measure_job_unit(u, images=images, archive=archive, processed_mjd_tai=now_mjd_tai)
+              for u in units]
     rows = vstack(tables) if tables else rows_from_records([])
     if options.sed is not None:
         k = colour_corrections(parse_sed(options.sed))
         rows["colourCorrection"] = np.array([k.get(str(b), np.nan) for b in rows["band"]], float)
-    _write_results(results, job.job_id, rows)
+    write_results(results, job.job_id, rows)
     links = tuple((f"lightcurve.{fmt}", f"/api/precovery/jobs/{job.job_id}/results/lightcurve?format={fmt}")
                   for fmt in RESULT_FORMATS)
     return transition(job, "COMPLETED", now=now(), results=links)
 
 
-def _write_results(results: BlobStore, job_id: str, rows: Table) -> None:
+def write_results(results: BlobStore, job_id: str, rows: Table) -> None:
+    """Write a job's light curve under :func:`result_key` in every format."""
     base = rows[[c for c in rows.colnames if c != "colourCorrection"]] if len(rows.colnames) else rows
     payloads = {"csv": to_csv(base).encode(), "json": to_json(base).encode(),
                 "votable": to_votable(base)}

@@ -19,7 +19,7 @@ def _unit(source, ra, dec):
 def test_a_unit_measures_each_covered_position_at_its_true_flux(stores, true_fluxes, source):
     images, archive, ra, dec = stores
     rows = measure_job_unit(_unit(source, ra, dec), images=images, archive=archive,
-                            processed_mjd_tai=60600.0)
+                            processed_mjd_tai=60600.0).rows
     assert list(rows["target"]) == [0, 1, 2] and list(rows["visit"]) == [42] * 3
     pulls = (np.asarray(rows["psfFlux"]) - true_fluxes) / np.asarray(rows["psfFluxErr"])
     assert np.all(np.abs(pulls) < 4), pulls
@@ -29,9 +29,9 @@ def test_a_unit_measures_each_covered_position_at_its_true_flux(stores, true_flu
 def test_cached_and_recreated_measurements_agree(stores):
     images, archive, ra, dec = stores
     cached = measure_job_unit(_unit("cache", ra, dec), images=images, archive=archive,
-                              processed_mjd_tai=60600.0)
+                              processed_mjd_tai=60600.0).rows
     recreated = measure_job_unit(_unit("archive", ra, dec), images=images, archive=archive,
-                                 processed_mjd_tai=60600.0)
+                                 processed_mjd_tai=60600.0).rows
     diff = np.asarray(cached["psfFlux"]) - np.asarray(recreated["psfFlux"])
     assert np.all(np.abs(diff) < 2.5 * np.asarray(cached["psfFluxErr"]))
 
@@ -40,5 +40,5 @@ def test_an_expired_cached_difference_falls_back_to_the_archive(stores):
     images, archive, ra, dec = stores
     empty = MemoryBlobStore()
     rows = measure_job_unit(_unit("cache", ra, dec), images=empty, archive=archive,
-                            processed_mjd_tai=60600.0)
+                            processed_mjd_tai=60600.0).rows
     assert len(rows) == 3 and np.all(rows["recreated"])

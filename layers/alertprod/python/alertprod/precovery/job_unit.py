@@ -12,6 +12,8 @@ service's light-curve columns (:mod:`alertprod.precovery.results`), ``recreated`
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from astropy.table import Table
 
@@ -25,7 +27,22 @@ from alertprod.photometry.stamps import read_forced_windows
 from alertprod.precovery.job_plan import JobUnit
 from alertprod.precovery.results import rows_from_records
 
-__all__ = ["measure_job_unit"]
+__all__ = ["Stamp", "UnitMeasurement", "measure_job_unit"]
+
+
+class Stamp(NamedTuple):
+    """One postage stamp of a unit: where it is kept in the job's stamp archive, and its bytes."""
+
+    name: str
+    data: bytes
+    content_type: str
+
+
+class UnitMeasurement(NamedTuple):
+    """What one unit produced: light-curve rows, and stamps when the job asked for them."""
+
+    rows: Table
+    stamps: tuple[Stamp, ...] = ()
 
 
 def _archived_pair(archive: BlobStore, unit: JobUnit, ra: np.ndarray, dec: np.ndarray):
@@ -39,7 +56,9 @@ def _archived_pair(archive: BlobStore, unit: JobUnit, ra: np.ndarray, dec: np.nd
 
 
 def measure_job_unit(unit: JobUnit, *, images: BlobStore, archive: BlobStore,
-                     processed_mjd_tai: float) -> Table:
+                     processed_mjd_tai: float, stamps: bool = False,
+                     image_kind: str = "nightly", templates: BlobStore | None = None
+                     ) -> UnitMeasurement:
     """Light-curve rows of one image for the positions it covers.
 
     Parameters
@@ -51,11 +70,18 @@ def measure_job_unit(unit: JobUnit, *, images: BlobStore, archive: BlobStore,
     processed_mjd_tai : float, keyword-only
         When the rows are measured.
 
+    stamps : bool, keyword-only
+        Also cut postage stamps (option A).
+    image_kind : {"nightly", "data_release"}, keyword-only
+        Which template a re-created difference uses (option F).
+    templates : BlobStore, optional, keyword-only
+        Where data-release templates are kept.
+
     Returns
     -------
-    astropy.table.Table
-        :data:`alertprod.precovery.results.COLUMNS` rows, one per covered position measured
-        (positions off the CCD or without usable pixels get none).
+    UnitMeasurement
+        ``rows``: :data:`alertprod.precovery.results.COLUMNS` rows, one per covered position
+        measured (positions off the CCD or without usable pixels get none); ``stamps``.
 
     Notes
     -----
@@ -96,4 +122,4 @@ def measure_job_unit(unit: JobUnit, *, images: BlobStore, archive: BlobStore,
                 "scienceFluxErr": float(r["scienceFluxErr"]), "recreated": recreated, "flags": 0,
                 "template": ("archive:template" if recreated else "cache:template")}
                for r in rows]
-    return rows_from_records(records)
+    return UnitMeasurement(rows_from_records(records))

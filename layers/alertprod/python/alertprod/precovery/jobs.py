@@ -43,6 +43,8 @@ class JobOptions(NamedTuple):
     mjd_min: float
     mjd_max: float
     sed: Mapping[str, Any] | None
+    stamps: bool = False
+    images: str = "nightly"
 
 
 def parse_options(doc: Any, *, now_mjd_tai: float) -> JobOptions:
@@ -98,8 +100,8 @@ def run_job_inline(job: Job, *, apdb: Apdb, images: BlobStore, archive: BlobStor
     except (TargetError, PrecoveryError) as exc:
         return transition(job, "ERROR", now=now(), error=str(exc))
     job = transition(job, "EXECUTING", now=now())
-    tables = [measure_job_unit(u, images=images, archive=archive, processed_mjd_tai=now_mjd_tai)
-              for u in units]
+    tables = [measure_job_unit(u, images=images, archive=archive,
+                               processed_mjd_tai=now_mjd_tai).rows for u in units]
     rows = vstack(tables) if tables else rows_from_records([])
     if options.sed is not None:
         k = colour_corrections(parse_sed(options.sed))

@@ -1,7 +1,9 @@
 """The long-term archive index on DynamoDB: archived images by (order-9 cell, MJD day).
 
 Writes are one UpdateItem per cell of the footprint (``SET`` of the image's own attribute, so
-a redelivery replaces its entry); reads are BatchGetItem over (cell, day) keys. Layout and
+a redelivery replaces its entry); reads are one Query per cell over its day range (a cell is
+one partition, days its sort keys: a ten-year request reads the days that hold images, not
+3,650 keys, most of them absent), heads and their parts in key order. Layout and
 sizing: :mod:`alertprod.apdb._archiveindex`, docs/archive.md. An item of a field observed all
 night (beyond 3,400 images of a cell in a day) spills to continuation parts (``_spill``).
 """
@@ -23,7 +25,7 @@ from alertprod.apdb._archiveindex import (
     check_pixels,
 )
 from alertprod.apdb.dynamodb import _keys as keys
-from alertprod.apdb.dynamodb._spill import read_items, write_entry
+from alertprod.apdb.dynamodb._spill import write_entry
 from alertprod.pixelization import pixels_covering
 
 __all__ = ["index_archived_exposure", "find_archived_exposures"]
@@ -45,7 +47,26 @@ def find_archived_exposures(client: Any, table: str, pixels: Sequence[int] | np.
     """Archived images indexed in ``pixels`` with midpoint in [start, end) (see ``Apdb``)."""
     cells = check_pixels(pixels)
     days = archive_days(mjd_start, mjd_end)
-    found = read_items(client, table, [keys.archive_index(p, d) for p in cells for d in days])
-    attrs = [{k: bytes(v["B"]) for item in items for k, v in item.items() if "B" in v}
-             for items in found.values()]  # a head and its parts, later copies last
+    attrs = []
+    for pixel in cells:
+        first = keys.archive_index(int(pixel), days.start)
+        last = keys.archive_index(int(pixel), days.stop - 1)
+        pk, lo = keys.split_key(first)
+        hi = keys.split_key(last)[1] + "#~"  # after the last day's parts (``#P0001``...)
+        for item in _query_between(client, table, pk, lo, hi):
+            # items come in key order: a day's head, then its parts; later copies last
+            attrs.append({k: bytes(v["B"]) for k, v in item.items() if "B" in v})
     return archive_table(attrs, float(mjd_start), float(mjd_end))
+
+
+def _query_between(client: Any, table: str, pk: str, lo: str, hi: str):
+    kwargs: dict[str, Any] = {
+        "TableName": table, "ConsistentRead": True,
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+        "ExpressionAttributeValues": {":pk": {"S": pk}, ":lo": {"S": lo}, ":hi": {"S": hi}}}
+    while True:
+        response = client.query(**kwargs)
+        yield from response.get("Items", [])
+        if not response.get("LastEvaluatedKey"):
+            return
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test bench lint scan clean venv browser
+.PHONY: demo test bench faults lint scan clean venv browser
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m pytest tests/benchmarks -m bench -s -p no:cacheprovider $(PYTEST_ARGS); \
 	status=$$?; $(BIN)/python tests/benchmarks/summary.py; exit $$status
+
+# The whole fault-injection matrix (docs/reliability.md): the ingest function killed at every
+# AWS call of a CCD, every AWS error rule, the clock jump. `make test` runs a reduced matrix.
+faults: $(STAMP)
+	ALERTPROD_FAULTS=full $(BIN)/python -m pytest tests/integration/test_fault_matrix.py -s -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check layers functions tests

@@ -12,13 +12,18 @@ from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from alertprod.aws.clients import CLIENT_CONFIG
 from alertprod.distribution import AlertMessage, ClaimCheckPendingError
 from alertprod.distribution.config import ServiceSettings
-from alertprod.distribution.wiring import DistributionResources, build_distribution
+from alertprod.distribution.wiring import (
+    DistributionResources,
+    build_distribution,
+    job_service_orderer_from_env,
+)
 
 logger = Logger(service="alertprod-filter-service")
 processor = BatchProcessor(event_type=EventType.SQS)
-parts = build_distribution(
-    DistributionResources.from_env(), settings=ServiceSettings.from_env(),
-    **{name: boto3.client(name, config=CLIENT_CONFIG) for name in ("dynamodb", "s3", "sqs", "ses")})
+clients = {name: boto3.client(name, config=CLIENT_CONFIG) for name in ("dynamodb", "s3", "sqs", "ses")}
+order_precovery, why_not = job_service_orderer_from_env(dynamodb=clients["dynamodb"], sqs=clients["sqs"])
+parts = build_distribution(DistributionResources.from_env(), settings=ServiceSettings.from_env(),
+                           order_precovery=order_precovery, precovery_disabled_reason=why_not, **clients)
 
 
 @logger.inject_lambda_context

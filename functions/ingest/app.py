@@ -5,7 +5,7 @@ Each SQS record is handled on its own; failures are reported per record (partial
 response), so one bad message never holds back the others.
 """
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -19,9 +19,10 @@ from alertprod.pipeline import build_pipeline
 from alertprod.pipeline.dispatch import handle_upload_message
 
 logger = Logger(service="alertprod-ingest")
+metrics = Metrics()  # namespace and service from the template (the latency alarm's dimensions)
 processor = BatchProcessor(event_type=EventType.SQS)
 services = Services.from_resources(Resources.from_env())
-pipeline = build_pipeline(services)
+pipeline = build_pipeline(services, metrics=metrics)
 MAX_RECEIVES = 3  # UploadQueue's maxReceiveCount (infra/template.yaml)
 
 
@@ -30,11 +31,14 @@ def record_handler(record: SQSRecord) -> list[dict]:
                                      receive_count=int(record.attributes.approximate_receive_count),
                                      max_receives=MAX_RECEIVES)
     for o in outcomes:
-        logger.info("upload handled", extra={"key": o.key, "status": o.status, "reason": o.reason})
+        logger.info("upload handled", extra={"key": o.key, "status": o.status, "reason": o.reason,
+                                             "seconds": o.detail.get("seconds"),
+                                             "stages": o.detail.get("stages")})
     return [o.__dict__ for o in outcomes]
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics  # flushed as EMF log lines at the end of each invocation
 def lambda_handler(event, context):
     return process_partial_response(event=event, record_handler=record_handler,
                                     processor=processor, context=context)

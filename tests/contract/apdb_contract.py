@@ -46,6 +46,7 @@ from contract.coordination_contract import (
     crash_at,
     run_case,
 )
+from contract.reprocessing_contract import ReprocessingContract
 from contract.services_contract import ApdbServicesContract
 
 from alertprod.apdb import CcdWrites, cells_for_footprint
@@ -57,7 +58,7 @@ __all__ = ["CONTRACT_FAILURES", "ApdbContract", "ApdbServicesContract", "CcdLedg
            "FakeClock", "LeaseManagerContract", "Level1Contract", "crash_at", "run_case"]
 
 
-class ApdbContract(ApdbServicesContract):
+class ApdbContract(ApdbServicesContract, ReprocessingContract):
     """What every :class:`~alertprod.apdb.Apdb` guarantees (with :class:`ApdbServicesContract`)."""
 
     # -- reads and writes ----------------------------------------------------------------------

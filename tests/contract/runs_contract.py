@@ -16,6 +16,7 @@ import pytest
 from contract._data import T0, run_threads
 from contract.coordination_contract import Level1Contract
 
+from alertprod.apdb.testing import make_ccd_writes, make_objects
 from alertprod.errors import NotFoundError
 
 __all__ = ["PrecoveryRunsContract", "LARGE_RUN_UNITS", "long_unit_keys"]
@@ -140,3 +141,45 @@ class PrecoveryRunsContract(Level1Contract):
             with pytest.raises(ValueError, match="unit_key"):
                 apdb.complete_precovery_unit("r", bad)
         assert apdb.get_precovery_run("r").done_units == frozenset()
+
+    # -- claims of the new-object index (the daily precovery's planner) ------------------------
+    def test_each_new_object_is_claimed_by_one_run_however_late_its_ccd_is_stored(self, level1):
+        apdb = level1.apdb
+        early = make_objects(4, 30.0, -20.0, 0.02)
+        apdb.store_ccd(make_ccd_writes(early, 1, 1, 60010.3, new=True), lease=None)
+        first = apdb.claim_new_dia_objects("day-1", 60000.0, 60010.6)
+        assert list(first["diaObjectId"]) == list(early["diaObjectId"])
+        late = make_objects(3, 31.0, -20.0, 0.02, first_id=100)  # same night, stored after run 1
+        apdb.store_ccd(make_ccd_writes(late, 2, 1, 60010.4, new=True), lease=None)
+        second = apdb.claim_new_dia_objects("day-2", 60000.0, 60011.6)
+        assert list(second["diaObjectId"]) == list(late["diaObjectId"])
+        assert np.all(second["validityStartMjdTai"] == 60010.4)
+        # reruns (a duplicated schedule, a retried planner) get back what they claimed, only that
+        assert list(apdb.claim_new_dia_objects("day-1", 60000.0, 60010.6)["diaObjectId"]) == \
+            list(early["diaObjectId"])
+        assert list(apdb.claim_new_dia_objects("day-2", 60000.0, 60011.6)["diaObjectId"]) == \
+            list(late["diaObjectId"])
+        assert len(apdb.claim_new_dia_objects("day-3", 60000.0, 60012.6)) == 0
+        assert len(apdb.new_dia_objects(60010.0, 60011.0)) == 7  # claims hide nothing from reads
+
+    def test_new_objects_outside_the_window_stay_for_a_later_run(self, level1):
+        apdb = level1.apdb
+        before = make_objects(2, 30.0, -20.0, 0.02)
+        after = make_objects(2, 31.0, -20.0, 0.02, first_id=100)
+        apdb.store_ccd(make_ccd_writes(before, 1, 1, 60010.3, new=True), lease=None)
+        apdb.store_ccd(make_ccd_writes(after, 2, 1, 60010.7, new=True), lease=None)  # same day
+        got = apdb.claim_new_dia_objects("r1", 60009.6, 60010.6)
+        assert list(got["diaObjectId"]) == list(before["diaObjectId"])
+        got = apdb.claim_new_dia_objects("r2", 60010.6, 60011.6)
+        assert list(got["diaObjectId"]) == list(after["diaObjectId"])
+
+    def test_claim_run_id_must_be_text_within_the_limit(self, level1):
+        apdb = level1.apdb
+        apdb.store_ccd(make_ccd_writes(make_objects(2, 30.0, -20.0, 0.02), 1, 1, 60010.3,
+                                       new=True), lease=None)
+        for bad in ("", "x" * 201, None, 5):
+            with pytest.raises(ValueError, match="run_id"):
+                apdb.claim_new_dia_objects(bad, 60010.0, 60011.0)
+        with pytest.raises(ValueError, match="mjd_end"):
+            apdb.claim_new_dia_objects("r", 60011.0, 60010.0)
+        assert len(apdb.claim_new_dia_objects("r", 60010.0, 60011.0)) == 2  # nothing claimed

@@ -54,6 +54,14 @@ UNEXERCISED_OK: dict[tuple[str, str], str] = {
         "a webhook that keeps failing is dead-lettered (tests/integration/test_distribution_stack.py)",
     ("ApiFunction", "SQSSendMessagePolicy:DeliveryDLQ"):
         "a redelivery to a failing webhook is dead-lettered, as the filter service's",
+    ("PrecoveryJobsFunction", "Statement:ses:SendEmail"):
+        "a precovery job's completion e-mail, sent when the job asked for one (notify.email)",
+    ("PrecoveryUnitFunction", "S3ReadPolicy:ImageBucket"):
+        "a unit measured on a cached difference image (this night's job was planned on the "
+        "archive; tests/integration/test_precovery_service_stack.py measures cached and archived epochs)",
+    ("ApiFunction", "DynamoDBReadPolicy:Level1Table"):
+        "units done of an EXECUTING precovery job, from the fan-in's run record (a job read "
+        "while it runs: tests/integration/test_precovery_service_stack.py)",
 }
 
 _TEMPLATES = json.loads((Path(samtranslator.__file__).parent / "policy_templates_data"
@@ -203,6 +211,21 @@ def audited(tmp_path_factory):
         since = (datetime.now(UTC) - timedelta(hours=6)).isoformat()
         seen["redelivered"] = filters._call("POST", f"/api/filters/{bob['filter_id']}/redeliver",
                                             "demo-bob", {"since": since})
+        # the precovery service: a job at one of the night's sources run to its light curve,
+        # another aborted, the first deleted (the API's, planner's, dispatcher's, workers' calls)
+        from astropy.table import Table
+
+        src = Table.read(sorted((root / "survey" / "diasources").rglob("*.fits"))[0], hdu=1)[0]
+        body = {"target": {"kind": "position", "ra": float(src["ra"]), "dec": float(src["dec"])},
+                "options": {"mjd_min": 50000.0, "mjd_max": 99999.0}}
+        job = filters._call("POST", "/api/precovery/jobs", "demo-bob", body)
+        stack.run_until_idle(timeout_s=600)
+        seen["precovery"] = filters._call(
+            "GET", f"/api/precovery/jobs/{job['jobId']}/results/lightcurve?format=json", "demo-bob")
+        other = filters._call("POST", "/api/precovery/jobs", "demo-bob", body)
+        filters._call("POST", f"/api/precovery/jobs/{other['jobId']}/phase", "demo-bob", {"PHASE": "ABORT"})
+        filters._call("DELETE", f"/api/precovery/jobs/{job['jobId']}", "demo-bob")
+        stack.run_until_idle(timeout_s=120)
 
     class Capture(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -258,9 +281,11 @@ def test_every_policy_a_role_lists_is_used(audited):
 
 
 def test_the_night_exercised_every_nightly_function(audited):
-    _, per_function, _ = audited
+    _, per_function, seen = audited
     nightly = {"IngestFunction", "ArchiveFunction", "PrecoveryPlannerFunction", "PrecoveryWorkerFunction",
-               "FilterServiceFunction", "ApiFunction", "ApiAuthorizerFunction"}
+               "FilterServiceFunction", "ApiFunction", "ApiAuthorizerFunction", "PrecoveryJobsFunction",
+               "PrecoveryDispatcherFunction", "PrecoveryUnitFunction"}
+    assert seen["precovery"]["rows"], "the precovery job measured the source's images"
     assert nightly <= set(per_function), sorted(nightly - set(per_function))
 
 

@@ -27,7 +27,8 @@ def test_cfn_lint_finds_nothing():
 def test_buckets_are_encrypted_private_and_tls_only(template):
     resources = template["Resources"]
     buckets = [k for k, v in resources.items() if v["Type"] == "AWS::S3::Bucket"]
-    assert sorted(buckets) == ["AlertBucket", "ArchiveBucket", "ImageBucket", "UploadBucket"]
+    assert sorted(buckets) == ["AlertBucket", "ArchiveBucket", "ImageBucket", "PrecoveryJobBucket",
+                               "UploadBucket"]
     policies = {v["Properties"]["Bucket"]["Ref"]: v["Properties"]["PolicyDocument"]
                 for v in resources.values() if v["Type"] == "AWS::S3::BucketPolicy"}
     for bucket in buckets:

@@ -57,7 +57,9 @@ def test_functions_run_python_on_arm64_with_the_layer_and_tracing(cfn):
     assert set(functions) == {"IngestFunction", "PrecoveryPlannerFunction", "PrecoveryWorkerFunction",
                               "OrbitRefreshPlannerFunction", "OrbitRefreshWorkerFunction",
                               "ArchiveFunction", "ApiFunction", "ApiAuthorizerFunction",
-                              "FilterServiceFunction"}
+                              "FilterServiceFunction", "PrecoveryJobsFunction",
+                              "PrecoveryDispatcherFunction", "PrecoveryUnitFunction",
+                              "VoeventRelayFunction"}
     layer_id = next(iter(_of_type(cfn, "AWS::Lambda::LayerVersion")))
     for spec in functions.values():
         p = spec["Properties"]
@@ -74,7 +76,9 @@ def test_sqs_sources_report_partial_batch_failures(cfn):
     mappings = _of_type(cfn, "AWS::Lambda::EventSourceMapping")
     assert set(mappings) == {"IngestFunctionUpload", "PrecoveryWorkerFunctionWorkUnit",
                              "OrbitRefreshWorkerFunctionChunk", "ArchiveFunctionImage",
-                             "FilterServiceFunctionAlerts"}
+                             "FilterServiceFunctionAlerts", "PrecoveryJobsFunctionJobMessage",
+                             "PrecoveryDispatcherFunctionTick", "PrecoveryUnitFunctionUnit",
+                             "VoeventRelayFunctionAlerts"}
     for spec in mappings.values():
         p = spec["Properties"]
         assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

@@ -42,3 +42,21 @@ def test_an_expired_cached_difference_falls_back_to_the_archive(stores):
     rows = measure_job_unit(_unit("cache", ra, dec), images=empty, archive=archive,
                             processed_mjd_tai=60600.0).rows
     assert len(rows) == 3 and np.all(rows["recreated"])
+
+
+@pytest.mark.parametrize("source", ["cache", "archive"])
+def test_clean_positions_are_ok_with_flags_zero_and_their_template_named(stores, source):
+    images, archive, ra, dec = stores
+    rows = measure_job_unit(_unit(source, ra, dec), images=images, archive=archive,
+                            processed_mjd_tai=60600.0).rows
+    assert list(rows["status"]) == ["ok"] * 3 and list(rows["flags"]) == [0] * 3
+    assert set(rows["template"]) == {"cache:template" if source == "cache" else "archive:template"}
+
+
+def test_a_planned_position_the_ccd_does_not_hold_gets_an_off_image_row(stores):
+    images, archive, ra, dec = stores
+    far_ra, far_dec = np.r_[ra[:2], ra[0] + 1.0], np.r_[dec[:2], dec[0]]  # 1° away: off the CCD
+    rows = measure_job_unit(_unit("cache", far_ra, far_dec), images=images, archive=archive,
+                            processed_mjd_tai=60600.0).rows
+    assert list(rows["status"]) == ["ok", "ok", "off_image"]
+    assert np.isnan(rows["psfFlux"][2]) and rows["ra"][2] == pytest.approx(far_ra[2])

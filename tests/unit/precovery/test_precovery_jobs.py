@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from alertprod.apdb import MemoryApdb
+from alertprod.errors import PrecoveryError
 from alertprod.precovery.jobs import parse_options, result_key, run_job_inline
 from alertprod.precovery.sed import colour_corrections, parse_sed
 from alertprod.precovery.targets import TargetError
@@ -66,9 +67,30 @@ def test_a_bad_target_or_option_ends_the_job_in_error_with_the_reason(stores):
     failed = run_job_inline(job, apdb=MemoryApdb(), images=images, archive=archive,
                             results=MemoryBlobStore(), now=lambda: T, now_mjd_tai=60600.0)
     assert failed.phase == "ERROR" and "dec" in failed.error
-    with pytest.raises(TargetError, match="stamps"):
-        parse_options({"stamps": True}, now_mjd_tai=60600.0)
+    with pytest.raises(TargetError, match="'stamps' must be true or false"):
+        parse_options({"stamps": "yes"}, now_mjd_tai=60600.0)
+    with pytest.raises(TargetError, match="'images' must be one of"):
+        parse_options({"images": "deep"}, now_mjd_tai=60600.0)
     with pytest.raises(TargetError, match="unknown option"):
         parse_options({"colour": 1}, now_mjd_tai=60600.0)
     with pytest.raises(TargetError, match="mjd_min < mjd_max"):
         parse_options({"mjd_min": 60700.0}, now_mjd_tai=60600.0)
+
+
+def test_a_job_with_stamps_stores_one_fits_and_png_per_target_beside_its_light_curve(stores):
+    images, archive, ra, dec = stores
+    from alertprod.aws import MemoryBlobStore
+    from alertprod.precovery.jobs import stamp_key
+
+    results = MemoryBlobStore()
+    target = {"kind": "position", "ra": float(ra[1]), "dec": float(dec[1])}
+    job = new_job("job-3", "alice", {"target": target, "options": {"mjd_min": 60000.0,
+                                                                    "stamps": True}}, now=T)
+    done = run_job_inline(job, apdb=_apdb(stores, cached=False), images=images, archive=archive,
+                          results=results, now=lambda: T, now_mjd_tai=60600.0)
+    assert done.phase == "COMPLETED"
+    assert ("stamps", "/api/precovery/jobs/job-3/results/stamps") in done.results
+    for suffix in ("fits", "png"):
+        assert results.exists(stamp_key("job-3", f"stamps/target00000/00000042_003.{suffix}"))
+    with pytest.raises(PrecoveryError, match="not a stamp name"):
+        stamp_key("job-3", "../lightcurve.csv")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from astropy.io.votable import parse_single_table
 
-from alertprod.photometry.forced import ForcedFlag
+from alertprod.precovery.flags import PrecoveryFlag
 from alertprod.precovery.results import (
     add_derived_columns,
     baseline_table,
@@ -28,8 +28,8 @@ def _rows(n=40, seed=1):
     flux = rng.normal(120.0, 50.0, n)  # a quiet baseline of 120 nJy
     flux[-3:] = [5000.0, 8000.0, 3000.0]  # then a transient
     flags = np.zeros(n, int)
-    flags[5] = int(ForcedFlag.EDGE)
-    flags[6] = int(ForcedFlag.OFF_IMAGE)
+    flags[5] = int(PrecoveryFlag.EDGE)
+    flags[6] = int(PrecoveryFlag.OFF_IMAGE)
     records = [{"target": 0, "ra": 10.0, "dec": -5.0, "visit": 100 + i, "detector": 3,
                 "band": "gr"[i % 2], "midpointMjdTai": 60000.0 + i, "psfFlux": float(flux[i]),
                 "psfFluxErr": 50.0, "scienceFlux": 1e4, "scienceFluxErr": 80.0,
@@ -45,7 +45,7 @@ def test_detections_have_snr_and_non_detections_a_five_sigma_limit():
     assert np.isnan(t["upperLimit"][-2])
     quiet = np.abs(t["snr"]) < 5
     np.testing.assert_allclose(t["upperLimit"][quiet], np.fmax(t["psfFlux"][quiet], 0) + 250.0)
-    assert list(t["status"][4:8]) == ["ok", "edge", "no_data", "ok"]
+    assert list(t["status"][4:8]) == ["ok", "flagged", "off_image", "ok"]
 
 
 def test_baseline_is_the_clipped_weighted_mean_of_the_quiet_epochs_per_band():

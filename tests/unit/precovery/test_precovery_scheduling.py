@@ -63,3 +63,23 @@ def test_unit_costs_follow_measurements_per_kind():
         costs.observe(float("nan"), recreated=False)
     with pytest.raises(PrecoveryError, match="workers"):
         plan([], workers=0)
+
+
+def test_a_jobs_assembly_starts_after_its_last_unit_and_delays_the_next_job_on_one_worker():
+    a = QueuedJob("a", "u1", 0.0, [2.0, 2.0], tail_s=3.0)
+    b = QueuedJob("b", "u1", 1.0, [2.0], tail_s=3.0)
+    plans = plan([a, b], workers=1, quantum_s=100.0)
+    assert plans["a"].finish_s == pytest.approx(2 + 2 + 3)
+    assert plans["b"].finish_s == pytest.approx(7 + 2 + 3)
+    # with a worker free, the assembly still waits for the job's own last unit
+    assert plan([QueuedJob("c", "u1", 0.0, [5.0], tail_s=1.0)], workers=4)["c"].finish_s == pytest.approx(6.0)
+
+
+def test_plan_and_assembly_means_move_with_measurements_and_refuse_unknown_steps():
+    costs = UnitCosts(weight=0.5)
+    costs.observe_step("plan", 3.0)
+    costs.observe_step("assemble", 5.0)
+    assert (costs.plan_s, costs.assemble_s) == (2.0, 3.0)
+    assert set(costs.means()) == {"cached_s", "recreated_s", "plan_s", "assemble_s"}
+    with pytest.raises(PrecoveryError, match="step"):
+        costs.observe_step("lunch", 1.0)

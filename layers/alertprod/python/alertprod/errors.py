@@ -16,6 +16,8 @@ __all__ = [
     "OrbitError",
     "StorageError",
     "ConflictError",
+    "LeaseLostError",
+    "StalePlanError",
     "AlertSchemaError",
     "PrecoveryError",
     "NotFoundError",
@@ -73,6 +75,16 @@ class StorageError(AlertprodError):
 
 class ConflictError(StorageError):
     """A conditional write lost a race; the caller should re-read and retry."""
+
+
+class LeaseLostError(ConflictError):
+    """A sky-cell lease expired and another holder took a cell: nothing more may be written
+    under it (fencing refused it, or a renewal found the cell taken). Take the lease again."""
+
+
+class StalePlanError(ConflictError):
+    """A staged plan no longer fits the database (objects it updates changed since it was
+    computed) and nothing of it was committed: compute it again."""
 
 
 class AlertSchemaError(AlertprodError):

@@ -16,7 +16,8 @@ from astropy.table import Table
 from alertprod.errors import CatalogError
 
 __all__ = ["MAX_BATCH_GET", "MAX_BATCH_WRITE", "MAX_TRANSACT_ITEMS", "MAX_ITEM_BYTES",
-           "NEW_OBJECT_SHARDS", "INDEX_ORDER", "ORBIT_CHUNK_BYTES", "SPILL_HEAD_BYTES",
+           "NEW_OBJECT_SHARDS", "NEW_OBJECTS_PER_ITEM", "new_object_chunks", "unpack_new_objects",
+           "INDEX_ORDER", "ORBIT_CHUNK_BYTES", "SPILL_HEAD_BYTES",
            "SPILL_PART_BYTES", "MAX_SPILL_ENTRY_BYTES", "HISTORY_HEAD_BYTES", "HISTORY_PARTS", "HISTORY_ROWS_PER_WRITE", "MAX_UNIT_KEY_BYTES", "RUN_IDS_PER_CHUNK", "as_ids",
            "cap_rows_per_item", "check_unit_key", "history_part", "history_span", "history_window", "item_size_bytes", "pack_groups",
            "run_id_chunks", "spill_parts"]
@@ -25,8 +26,11 @@ __all__ = ["MAX_BATCH_GET", "MAX_BATCH_WRITE", "MAX_TRANSACT_ITEMS", "MAX_ITEM_B
 MAX_BATCH_GET = 100
 MAX_BATCH_WRITE = 25
 MAX_TRANSACT_ITEMS = 100
-#: Number of shards of the per-night "new DiaObjects" items (keeps each well below 400 KB).
+#: Shards of the former per-night "new DiaObjects" items, written inside the CCD transactions
+#: until the index moved to per-CCD items (still read: docs/apdb.md "New objects of a day").
 NEW_OBJECT_SHARDS = 128
+#: New DiaObjects per per-CCD index item (32 B each: 320 KB, under the 400 KB item limit).
+NEW_OBJECTS_PER_ITEM = 10_000
 #: HEALPix order of the image-cache index pixels (≈13.7′).
 INDEX_ORDER = 8
 #: Bytes of compressed orbit catalog per item (below the 400 KB item limit).
@@ -218,6 +222,38 @@ def history_entries(table: Table, name: str) -> list[tuple[str, int, int, int, b
             raise CatalogError(f"writes: {name} row {rid} has neither diaObjectId nor ssObjectId")
         out.append(("obj", o, b, rid, row, part) if o else ("ss", s, b, rid, row, part))
     return out
+
+
+_NEW_OBJECT_DTYPE = np.dtype([("id", "<i8"), ("ra", "<f8"), ("dec", "<f8"), ("t", "<f8")])
+
+
+def new_object_chunks(rows: Sequence[tuple[int, float, float, float]]) -> dict[int, list[bytes]]:
+    """A CCD's new DiaObjects ``(id, ra, dec, validityStart)`` as its index items' payloads.
+
+    By MJD day (floor of ``validityStartMjdTai``), sorted by id, at most
+    :data:`NEW_OBJECTS_PER_ITEM` entries of 32 bytes (little-endian int64, then float64 ra,
+    dec in deg and the TAI MJD) per item. The same rows give the same bytes, so rewriting the
+    items after a retry changes nothing.
+    """
+    by_day: dict[int, list[tuple[int, float, float, float]]] = {}
+    for oid, ra, dec, t in sorted((int(o), float(r), float(d), float(t)) for o, r, d, t in rows):
+        by_day.setdefault(int(np.floor(t)), []).append((oid, ra, dec, t))
+    out: dict[int, list[bytes]] = {}
+    for day, entries in by_day.items():
+        packed = np.array(entries, dtype=_NEW_OBJECT_DTYPE)
+        out[day] = [packed[i:i + NEW_OBJECTS_PER_ITEM].tobytes()
+                    for i in range(0, len(packed), NEW_OBJECTS_PER_ITEM)]
+    return out
+
+
+def unpack_new_objects(blob: bytes) -> list[tuple[int, float, float, float]]:
+    """Inverse of one payload of :func:`new_object_chunks`."""
+    if len(blob) % _NEW_OBJECT_DTYPE.itemsize:
+        raise CatalogError(f"new-object index item: {len(blob)} bytes is not a whole number of "
+                           f"{_NEW_OBJECT_DTYPE.itemsize}-byte entries")
+    packed = np.frombuffer(bytes(blob), dtype=_NEW_OBJECT_DTYPE)
+    return list(zip(packed["id"].tolist(), packed["ra"].tolist(), packed["dec"].tolist(),
+                    packed["t"].tolist(), strict=True))
 
 
 def new_objects_table(rows: list[tuple[int, float, float, float]]) -> Table:

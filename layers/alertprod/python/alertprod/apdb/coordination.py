@@ -259,6 +259,31 @@ class CcdLedger(ABC):
         """
 
     @abstractmethod
+    def reopen_ccd_record(self, visit: int, detector: int, *, catalog_sha256: str,
+                          **fields: Any) -> None:
+        """Reopen a ``DONE`` CCD for reprocessing: the one move backwards, an operator's.
+
+        The record returns to ``STARTED`` without its ``catalogSha256`` (so the next upload of
+        the CCD, whatever its content, is accepted), with ``reopenedFrom`` set to the catalog
+        it was processed from and ``fields`` merged. Called only once the CCD's rows are
+        withdrawn (:func:`alertprod.pipeline.reprocess.reprocess_ccd`).
+
+        Parameters
+        ----------
+        visit, detector : int
+            The CCD.
+        catalog_sha256 : str, keyword-only
+            The ``catalogSha256`` the record must name: a CCD processed again meanwhile is
+            not reopened by a stale request.
+
+        Raises
+        ------
+        ConflictError
+            When the record is not ``DONE`` from that catalog, unless it is already reopened
+            from it (a repeated call changes nothing).
+        """
+
+    @abstractmethod
     def mark_alerts(self, dia_source_ids: Iterable[int], state: str) -> None:
         """Record the same publish state (e.g. ``"published"``) for many alerts."""
 

@@ -32,6 +32,13 @@ __all__ = ["Apdb", "CcdWrites", "Level1", "PrecoveryRun", "StorageMetrics", "Sto
 PREV_VALIDITY_COLUMN = "prevValidityStartMjdTai"
 
 
+def check_run_id(run_id: object) -> str:
+    """A precovery run id: non-empty text of at most 200 bytes (ValueError otherwise)."""
+    if not isinstance(run_id, str) or not run_id or len(run_id.encode()) > 200:
+        raise ValueError(f"run_id: must be non-empty text of at most 200 bytes, got {run_id!r}")
+    return run_id
+
+
 def check_night_mjd(night_mjd: object) -> int | None:
     """``night_mjd`` of the orbit-catalog methods as an int (None passes), or ValueError."""
     if night_mjd is None:
@@ -62,6 +69,11 @@ class CcdWrites:
     dia_objects : astropy.table.Table
         NEW DiaObject versions, each with ``validityStartMjdTai`` = visit time and the column
         ``prevValidityStartMjdTai``: the version it replaces, NaN for a brand-new object.
+    writer : str or None
+        Who writes, as recorded on each version (a retry of the same writer is recognised
+        and completes; a version replaces only one written by another writer). None (the
+        nightly pipeline): the CCD, ``"<visit>/<detector>"``. The withdrawal of a CCD's rows
+        (:mod:`alertprod.pipeline.reprocess`) writes as ``"withdraw:<visit>/<detector>:<n>"``.
     """
 
     visit: int
@@ -70,6 +82,12 @@ class CcdWrites:
     dia_sources: Table
     dia_forced_sources: Table
     dia_objects: Table
+    writer: str | None = None
+
+    @property
+    def writer_tag(self) -> str:
+        """The writer recorded on the versions (:attr:`writer`, or the CCD)."""
+        return self.writer or f"{int(self.visit)}/{int(self.detector)}"
 
 
 class StorageMetrics:
@@ -224,6 +242,18 @@ class Apdb(ABC):
         Columns ``diaObjectId``, ``ra``, ``dec`` (deg), ``validityStartMjdTai``.
         """
 
+    @abstractmethod
+    def claim_new_dia_objects(self, run_id: str, mjd_start: float, mjd_end: float) -> Table:
+        """The new DiaObjects of [mjd_start, mjd_end) that no *other* precovery run claimed,
+        now claimed by ``run_id`` (columns as :meth:`new_dia_objects`).
+
+        Claims are per CCD's index entry (an object is claimed with the other new objects of
+        its CCD) and are written before returning. A rerun of the same ``run_id`` gets back what
+        it claimed before plus whatever arrived unclaimed since: every new object is claimed by
+        exactly one run however late its CCD was stored. ``run_id`` is non-empty text of at
+        most 200 bytes (ValueError otherwise).
+        """
+
     # -- history -------------------------------------------------------------------------------
     @abstractmethod
     def get_dia_history(self, object_ids: Sequence[int] | np.ndarray, visit_time_mjd_tai: float,
@@ -285,7 +315,11 @@ class Apdb(ABC):
         ------
         ConflictError
             When the lease was lost or a DiaObject changed unexpectedly; nothing of the
-            transaction that failed is written.
+            transaction that failed is written. Two subclasses say what to do:
+            :class:`~alertprod.errors.LeaseLostError` when a fencing check failed (take the
+            lease again and retry), :class:`~alertprod.errors.StalePlanError` when objects the
+            writes update changed since they were computed and nothing of the writes is
+            committed yet (compute them again).
         """
         if not isinstance(writes, CcdWrites):
             raise TypeError(f"writes: expected CcdWrites, got {type(writes).__name__}")

@@ -6,13 +6,14 @@ import base64
 import json
 from typing import Any
 
+from alertprod.api.pages import is_page_path
 from alertprod.api.routes import ApiContext, build_api
 from alertprod.api.tokens import authenticate
 from alertprod.errors import StorageError
 
 __all__ = ["ApiHandler", "PUBLIC_PATHS"]
 
-#: Paths served without a token.
+#: Paths served without a token (and the web page's: :func:`alertprod.api.pages.is_page_path`).
 PUBLIC_PATHS = ("/api/openapi.json",)
 
 
@@ -32,14 +33,18 @@ class ApiHandler:
     def __call__(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         body = event.get("body") or ""
         size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8", "replace"))
-        if size > self.ctx.settings.max_body_bytes:
-            return _error(413, f"the body is larger than {self.ctx.settings.max_body_bytes} bytes")
+        limit = (self.ctx.settings.max_watchlist_body_bytes  # watchlist uploads are larger
+                 if str(event.get("rawPath") or "").startswith("/api/watchlists/") else self.ctx.settings.max_body_bytes)
+        if self.ctx.precovery is not None and event.get("rawPath") == "/api/precovery/jobs":
+            limit = self.ctx.precovery.settings.max_body_bytes  # a batch of 10,000 positions
+        if size > limit:
+            return _error(413, f"the body is larger than {limit} bytes")
         if event.get("isBase64Encoded") and body:
             try:
                 event = {**event, "body": base64.b64decode(body).decode("utf-8"), "isBase64Encoded": False}
             except (ValueError, UnicodeDecodeError):
                 return _error(400, "the body is not UTF-8 JSON")
-        if event.get("rawPath") not in PUBLIC_PATHS:
+        if event.get("rawPath") not in PUBLIC_PATHS and not is_page_path(event.get("rawPath")):
             try:
                 user = self._user(event)
             except StorageError:

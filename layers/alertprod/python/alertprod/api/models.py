@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["SqsTransportIn", "WebhookTransportIn", "S3TransportIn", "EmailTransportIn",
            "VtpTransportIn", "TransportIn", "FilterCreate", "FilterUpdate", "TrialRequest",
-           "ExpressionTrialRequest", "ExplainRequest", "RedeliverRequest"]
+           "ExpressionTrialRequest", "ExplainRequest", "RedeliverRequest", "PrecoveryOptionsIn",
+           "PrecoverySetting", "WatchlistEntryIn", "WatchlistUpload", "WatchlistUploadDone", "WatchlistView"]
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
@@ -60,6 +61,29 @@ TransportIn = Annotated[SqsTransportIn | WebhookTransportIn | S3TransportIn | Em
                         VtpTransportIn, Field(discriminator="kind")]
 
 
+class PrecoveryOptionsIn(BaseModel):
+    """Options of the precovery jobs a filter orders (a subset of interfaces.md §6's options)."""
+
+    model_config = _STRICT
+    stamps: bool = False
+    images: Literal["nightly", "data_release"] = "nightly"
+
+
+class PrecoverySetting(BaseModel):
+    """Order forced photometry at each match's position over the previous visits.
+
+    Jobs belong to the filter's owner and count against their precovery quota; at most
+    ``daily_cap`` are ordered per filter per UTC day (further matches are counted, not ordered).
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    enabled: bool = True
+    daily_cap: int = Field(default=20, ge=1, le=1000, alias="dailyCap")
+    lookback_days: float = Field(default=3650.0, gt=0, le=36_525.0,
+                                 description="visits up to this many days before the alert's are measured")
+    options: PrecoveryOptionsIn = Field(default_factory=PrecoveryOptionsIn)
+
+
 class FilterCreate(BaseModel):
     """A new filter."""
 
@@ -70,6 +94,7 @@ class FilterCreate(BaseModel):
     payload: Literal["avro", "voevent"] = "avro"
     quota_per_day: int | None = Field(default=None, ge=1)
     expires_days: int | None = Field(default=None, ge=1)
+    precovery: PrecoverySetting | None = None
 
 
 class FilterUpdate(BaseModel):
@@ -82,6 +107,7 @@ class FilterUpdate(BaseModel):
     payload: Literal["avro", "voevent"] | None = None
     quota_per_day: int | None = Field(default=None, ge=1)
     expires_days: int | None = Field(default=None, ge=1)
+    precovery: PrecoverySetting | None = None
 
 
 class TrialRequest(BaseModel):
@@ -112,3 +138,42 @@ class RedeliverRequest(BaseModel):
 
     model_config = _STRICT
     since: datetime
+
+
+class WatchlistEntryIn(BaseModel):
+    """One watchlist position: degrees (ICRS), a match radius in arcsec, an optional id."""
+
+    model_config = _STRICT
+    ra: float = Field(ge=0, lt=360)
+    dec: float = Field(ge=-90, le=90)
+    radius: float | None = Field(default=None, gt=0, le=3600)
+    id: str | None = Field(default=None, max_length=64)
+
+
+class WatchlistUpload(BaseModel):
+    """A watchlist as JSON (``PUT /api/watchlists/{name}``; CSV and VOTable bodies are accepted too)."""
+
+    model_config = _STRICT
+    entries: list[WatchlistEntryIn] = Field(min_length=1)
+    default_radius_arcsec: float = Field(default=1.0, gt=0, le=3600)
+
+
+class WatchlistUploadDone(BaseModel):
+    """The file PUT to a pre-signed upload URL is complete: make it the watchlist."""
+
+    model_config = _STRICT
+    upload_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    content_type: Literal["text/csv", "application/json", "application/x-votable+xml"] = "text/csv"
+    radius_arcsec: float | None = Field(default=None, gt=0, le=3600)
+
+
+class WatchlistView(BaseModel):
+    """A stored watchlist, as its owner sees it."""
+
+    name: str
+    entries: int
+    max_radius_arcsec: float
+    sha256: str
+    source_format: Literal["csv", "json", "votable"]
+    created_at: str
+    updated_at: str

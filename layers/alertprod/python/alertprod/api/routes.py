@@ -30,8 +30,12 @@ from alertprod.api.models import (
     RedeliverRequest,
     TrialRequest,
 )
+from alertprod.api.pages import register_pages
+from alertprod.api.precovery_plot import register_light_curve_plot
+from alertprod.api.precovery_routes import register_precovery_routes
 from alertprod.api.tokens import authenticate
 from alertprod.api.views import counters_view, filter_view, iso
+from alertprod.api.watchlist_routes import register_watchlist_routes, user_watchlists
 from alertprod.delivery.webhook import WebhookUrlError, check_host, check_webhook_url
 from alertprod.distribution.archive import AlertArchive
 from alertprod.distribution.config import ServiceSettings
@@ -72,6 +76,8 @@ class ApiContext:
     settings: ServiceSettings = field(default_factory=ServiceSettings)
     clock: Callable[[], float] = time.time
     watchlists: dict[str, Any] = field(default_factory=dict)
+    watchlist_library: Any = None  # users' own watchlists (alertprod.distribution.watchlists)
+    precovery: Any = None  # the precovery job service (alertprod.precovery.jobservice.JobContext)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -161,7 +167,7 @@ def build_api(ctx: ApiContext) -> APIGatewayHttpResolver:
         return out, secrets_shown
 
     def compile_or_400(text: str):
-        return compile_filter(text, watchlists=ctx.watchlists or None)
+        return compile_filter(text, watchlists=user_watchlists(ctx, user(), text))
 
     @app.post("/api/filters")
     def create_filter(body: Annotated[FilterCreate, Body()]):
@@ -176,6 +182,7 @@ def build_api(ctx: ApiContext) -> APIGatewayHttpResolver:
             expression=body.expression, normalized=compiled.normalized,
             version_hash=compiled.version_hash, version=1, state="active", payload=body.payload,
             transports=configs, quota_per_day=check_quota(body.quota_per_day), created_unix=now,
+            precovery=body.precovery.model_dump() if body.precovery else None,
             updated_unix=now, expires_unix=now + check_expiry(body.expires_days) * 86400.0)
         ctx.store.create_filter(record)
         ctx.service.invalidate()
@@ -230,6 +237,8 @@ def build_api(ctx: ApiContext) -> APIGatewayHttpResolver:
             changes["transports"], shown = transports(body.transports, f.transports)
         if body.quota_per_day is not None:
             changes["quota_per_day"] = check_quota(body.quota_per_day)
+        if body.precovery is not None:
+            changes["precovery"] = body.precovery.model_dump()
         if body.expires_days is not None:
             changes.update(expires_unix=now + check_expiry(body.expires_days) * 86400.0, expiry_warned=False)
             if f.state == "expired":
@@ -270,7 +279,7 @@ def build_api(ctx: ApiContext) -> APIGatewayHttpResolver:
         if nights > s.max_test_nights:
             raise ApiError(400, f"nights: at most {s.max_test_nights}")
         r = trial_run(expression, ctx.archive, nights=nights, now_unix=ctx.clock(),
-                      max_alerts=s.max_test_alerts, watchlists=ctx.watchlists or None)
+                      max_alerts=s.max_test_alerts, watchlists=user_watchlists(ctx, user(), expression))
         return _json(200, {"nights": r.nights, "evaluated": r.evaluated, "matched": r.matched,
                            "cost": r.cost, "elapsed_s": round(r.elapsed_s, 4),
                            "sample_alert_ids": r.sample_alert_ids, "truncated": r.truncated})
@@ -289,7 +298,8 @@ def build_api(ctx: ApiContext) -> APIGatewayHttpResolver:
         user()
         try:
             out = explain_alert(body.expression, ctx.archive, body.alert_id, visit=body.visit,
-                                detector=body.detector, watchlists=ctx.watchlists or None)
+                                detector=body.detector,
+                                watchlists=user_watchlists(ctx, user(), body.expression))
         except NotFoundError as exc:
             raise ApiError(404, str(exc)) from exc
         return _json(200, out)
@@ -311,6 +321,12 @@ def build_api(ctx: ApiContext) -> APIGatewayHttpResolver:
         return _json(200, {"redelivered": r.redelivered, "failed": r.failed,
                            "delivery_ids": r.delivery_ids[:1000], "truncated": r.truncated,
                            "next_since": iso(r.next_since_unix)})
+
+    register_watchlist_routes(app, ctx, user, ApiError)
+    register_precovery_routes(app, ctx, user, ApiError)  # interfaces.md §6
+    register_light_curve_plot(app, ctx, user, ApiError)  # the page's plot (docs/precovery-service.md)
+
+    register_pages(app)  # the precovery service's web page, at / (no token)
 
     @app.get("/api/openapi.json")
     def openapi():

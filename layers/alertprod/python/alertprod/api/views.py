@@ -30,7 +30,7 @@ def filter_view(f: FilterRecord) -> dict[str, Any]:
             "transports": [public_transport(t) for t in f.transports],
             "quota_per_day": f.quota_per_day, "held_pending": f.held_pending,
             "created_at": iso(f.created_unix), "updated_at": iso(f.updated_unix),
-            "expires_at": iso(f.expires_unix),
+            "expires_at": iso(f.expires_unix), "precovery": f.precovery,
             "notices": [{"kind": n["kind"], "message": n["message"], "created_at": iso(n["created_unix"])}
                         for n in f.notices]}
 

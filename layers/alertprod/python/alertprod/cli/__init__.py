@@ -13,7 +13,8 @@ import sys
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 
 #: Modules of :mod:`alertprod.cli` that register commands, in ``--help`` order.
-COMMAND_MODULES = ("demo", "simulate", "replay", "stack", "alerts", "filters", "tokens", "dlq")
+COMMAND_MODULES = ("demo", "simulate", "replay", "stack", "alerts", "filters", "watchlists", "tokens", "dlq",
+                   "reprocess", "precovery", "serve", "templates")
 
 
 def build_parser() -> argparse.ArgumentParser:

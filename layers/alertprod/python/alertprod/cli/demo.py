@@ -53,6 +53,8 @@ def run_demo(out: Path, *, preset: str = "night", seed: int = 1, report: bool = 
     print("\n  where to look next:")
     if index is not None:
         print(f"    open {index}   (the night at a glance, per-CCD timings, alerts with cutouts and light curves)")
+    print(f"    alertprod serve --replay {survey}   (the precovery service's web page on this night:")
+    print("        forced photometry anywhere; open the url it prints, sign in with a token it prints)")
     print(f"    alertprod alerts show {export}/alerts/*.avro | head     (decode alert packets)")
     print(f"    {survey}/truth/                                (what the simulator put in the sky)")
     print("    alertprod stack up                              (the embedded stack, for aws --endpoint-url)")

@@ -189,8 +189,8 @@ def load_broker_config(source: str | Mapping[str, Any]) -> DeliveryConfig:
         select = entry.pop("select", None) or {}
         if "bands" in select:
             select = {**select, "bands": tuple(select["bands"])}
-        if "filter" in select:
-            select = {**select, "filter_expression": select.pop("filter")}
+        if "filter" in select:  # the YAML's name for it
+            select = {**{k: v for k, v in select.items() if k != "filter"}, "filter_expression": select["filter"]}
         selection = _build(AlertSelection, select, f"brokers[{k}].select")
         brokers.append(_build(BrokerConfig, {**entry, "selection": selection}, f"brokers[{k}]"))
     names = [b.name for b in brokers]

@@ -9,6 +9,10 @@
   e-mail, VTP)
 - :mod:`~alertprod.distribution.trial`      a filter on past nights, and explain
 - :mod:`~alertprod.distribution.config`     :class:`ServiceSettings`
+- :mod:`~alertprod.distribution.watchlists` users' own watchlists (uploads, storage, loading)
+- :mod:`~alertprod.distribution.precovery_orders` precovery jobs ordered by filters, capped daily
+- :mod:`~alertprod.distribution.relay`      the stream relay to public VOEvent brokers
+- :mod:`~alertprod.distribution.messages`   what the alert queues carry
 
 See docs/distribution.md.
 """

@@ -32,6 +32,17 @@ class ServiceSettings:
         Filters one user may own.
     max_body_bytes : int
         Largest request body the API accepts (413 beyond).
+    max_watchlist_body_bytes : int
+        Largest watchlist upload (413 beyond): under Lambda's 6 MB synchronous payload, so
+        about 200,000 CSV rows through the API.
+    max_watchlist_entries : int
+        Entries of one watchlist (the engine's bound, 10⁶).
+    max_watchlists_per_user : int
+        Watchlists one user may own.
+    max_watchlist_upload_bytes : int
+        Largest file uploaded through a pre-signed URL (10⁶ CSV rows take about 40 MB).
+    watchlist_upload_url_s : int
+        Life of a pre-signed upload URL, seconds.
     max_release_per_batch : int
         Held matches released per filter per batch.
     max_redeliver : int
@@ -62,6 +73,11 @@ class ServiceSettings:
     expiry_warning_days: int = 7
     max_filters_per_user: int = 100
     max_body_bytes: int = 64 * 1024
+    max_watchlist_body_bytes: int = 5 * 1024 * 1024
+    max_watchlist_entries: int = 1_000_000
+    max_watchlists_per_user: int = 20
+    max_watchlist_upload_bytes: int = 100 * 1024 * 1024
+    watchlist_upload_url_s: int = 900
     max_release_per_batch: int = 1_000
     max_redeliver: int = 2_000
     max_test_nights: int = 30

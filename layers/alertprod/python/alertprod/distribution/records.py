@@ -12,12 +12,20 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["TokenRecord", "FilterRecord", "FilterVersion", "DeliveryRecord", "Notice",
-           "COUNTER_NAMES", "DELIVERY_STATES", "FILTER_STATES", "delivery_id", "utc_day"]
+__all__ = ["TokenRecord", "FilterRecord", "FilterVersion", "DeliveryRecord", "Notice", "WatchlistRecord",
+           "PrecoveryOrder", "COUNTER_NAMES", "DELIVERY_STATES", "FILTER_STATES", "PRECOVERY_ORDER_STATES",
+           "delivery_id", "utc_day"]
 
-#: Per-day counters of a filter (all integers but the lag sums, in seconds).
+#: Per-day counters of a filter (all integers but the lag sums, in seconds); ``precovery_*``
+#: count the precovery jobs the filter ordered, refused over its daily cap, or failed to order.
 COUNTER_NAMES = ("evaluated", "matched", "delivered", "held", "released", "failed",
+                 "precovery_ordered", "precovery_capped", "precovery_failed",
                  "lag_sum_s", "lag_count", "lag_max_s")
+
+#: States of a precovery order of a filter's match: ``ordered`` (a job was submitted; its id is
+#: kept), ``capped`` (over the filter's daily cap: never ordered), ``failed`` (the submission
+#: was refused or failed; a redelivered alert tries again).
+PRECOVERY_ORDER_STATES = ("ordered", "capped", "failed")
 
 #: States of a delivery record: ``pending`` (claimed, being sent), ``delivered``, ``held``
 #: (over the daily quota, waiting for release), ``overflow`` (over the quota and the hold cap:
@@ -129,6 +137,9 @@ class FilterRecord(_Record):
         Whether the 7-day expiry warning was given for the current expiry date.
     notices : list of dict
         The most recent :class:`Notice` records (newest last, bounded).
+    precovery : dict or None
+        Precovery ordered for each match: ``{"enabled": bool, "daily_cap": int, "options": {...}}``
+        (the options of a precovery job, interfaces.md §6), or None.
     """
 
     filter_id: str
@@ -148,6 +159,7 @@ class FilterRecord(_Record):
     held_pending: int = 0
     expiry_warned: bool = False
     notices: list[dict[str, Any]] = field(default_factory=list)
+    precovery: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -198,4 +210,69 @@ class DeliveryRecord(_Record):
     state: str = "pending"
     attempts: int = 0
     delivered_unix: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class WatchlistRecord(_Record):
+    """A user's watchlist, as listed: its entries lie in the object store at ``blob_key``.
+
+    Attributes
+    ----------
+    user_id, name : str
+        Owner and the name filters use (``in_watchlist('name')``); unique per user.
+    entries : int
+        Number of positions.
+    max_radius_arcsec : float
+        Largest per-entry match radius, arcsec.
+    sha256 : str
+        sha256 (hex) of the stored entries: changes whenever the content does.
+    blob_key : str
+        Object key of the entries (a compressed ``.npz``).
+    source_format : str
+        ``csv`` or ``json``: how it was uploaded.
+    created_unix, updated_unix : float
+        First upload and last replacement (Unix s).
+    """
+
+    user_id: str
+    name: str
+    entries: int
+    max_radius_arcsec: float
+    sha256: str
+    blob_key: str
+    source_format: str
+    created_unix: float
+    updated_unix: float
+
+
+@dataclass(frozen=True)
+class PrecoveryOrder(_Record):
+    """The precovery job a filter ordered (or did not) for one matching alert.
+
+    Attributes
+    ----------
+    filter_id, user_id : str
+        The filter and its owner (who owns the job).
+    alert_id : int
+        The matching alert's ``diaSourceId``.
+    day : str
+        UTC day the order counted against (``YYYY-MM-DD``).
+    state : str
+        One of :data:`PRECOVERY_ORDER_STATES`.
+    created_unix : float
+        When the order was first recorded (Unix s).
+    job_id : str
+        The job's id (``ordered`` only).
+    error : str
+        Why the order failed (``failed`` only).
+    """
+
+    filter_id: str
+    user_id: str
+    alert_id: int
+    day: str
+    state: str
+    created_unix: float
+    job_id: str = ""
     error: str = ""

@@ -18,7 +18,6 @@ For one batch of alert messages (from the queue subscribed to the alert topic):
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +33,8 @@ from alertprod.delivery.envelope import Outbound
 from alertprod.distribution.archive import AlertArchive
 from alertprod.distribution.config import ServiceSettings
 from alertprod.distribution.dispatch import Dispatcher, DispatchResult
+from alertprod.distribution.messages import AlertMessage, unwrap_sns
+from alertprod.distribution.precovery_orders import PrecoveryOrders
 from alertprod.distribution.records import (
     DeliveryRecord,
     FilterRecord,
@@ -42,6 +43,7 @@ from alertprod.distribution.records import (
     utc_day,
 )
 from alertprod.distribution.store import ServiceStore
+from alertprod.distribution.watchlists import referenced_watchlists
 from alertprod.errors import AlertprodError, AlertSchemaError, ConflictError, StorageError
 from alertprod.filtering.batch import AlertBatch
 from alertprod.filtering.compiler import CompiledFilter, compile_filter
@@ -51,13 +53,6 @@ __all__ = ["AlertMessage", "BatchReport", "ClaimCheckPendingError", "FilterServi
 
 class ClaimCheckPendingError(StorageError):
     """An alert message's claim-check cannot be read yet: the queue should deliver it again."""
-
-
-class AlertMessage(NamedTuple):
-    """One message of the alert queue: its body and when the topic sent it (Unix s, or None)."""
-
-    body: str
-    sent_unix: float | None = None
 
 
 @dataclass
@@ -93,19 +88,6 @@ class _Decoded(NamedTuple):
     sent_unix: float | None
 
 
-def _unwrap_sns(body: str) -> str:
-    """The published message of an SNS envelope (a subscription without raw delivery), else ``body``."""
-    if not body.lstrip().startswith("{"):
-        return body
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return body
-    if isinstance(doc, dict) and doc.get("Type") == "Notification" and isinstance(doc.get("Message"), str):
-        return doc["Message"]
-    return body
-
-
 def _summary(record: Mapping[str, Any]) -> dict[str, Any]:
     src = record.get("diaSource") or {}
     return {k: src.get(k) for k in ("band", "ra", "dec", "snr", "midpointMjdTai")}
@@ -129,24 +111,44 @@ class FilterService:
     s3_client : botocore client, optional
         Resolves claim-checks (``s3://`` pointers) of messages.
     watchlists : mapping, optional
-        Named watchlists/watchmaps filters may reference.
+        Named watchlists/watchmaps every filter may reference.
+    watchlist_resolver : callable, optional
+        ``resolve(user_id, names) -> {name: Watchlist}``: the owner's own watchlists
+        (:meth:`~alertprod.distribution.watchlists.WatchlistLibrary.resolver`).
+    precovery : PrecoveryOrders, optional
+        Orders precovery for matches of filters that ask for it.
     """
 
     def __init__(self, store: ServiceStore, archive: AlertArchive, dispatcher: Dispatcher, *,
                  settings: ServiceSettings | None = None, clock: Callable[[], float] = time.time,
-                 s3_client: Any = None, watchlists: Mapping[str, Any] | None = None):
+                 s3_client: Any = None, watchlists: Mapping[str, Any] | None = None,
+                 watchlist_resolver: Callable[[str, set[str]], Mapping[str, Any]] | None = None,
+                 precovery: PrecoveryOrders | None = None):
         self.store, self.archive, self.dispatcher = store, archive, dispatcher
         self.settings = settings or ServiceSettings()
         self.clock, self.s3_client, self.watchlists = clock, s3_client, dict(watchlists or {})
-        self._compiled: dict[str, CompiledFilter] = {}
+        self.watchlist_resolver, self.precovery = watchlist_resolver, precovery
+        self._compiled: dict[Any, CompiledFilter] = {}
+        self._names: dict[str, set[str]] = {}
         self._cache: tuple[float, list[FilterRecord]] | None = None
 
     # -- filters --------------------------------------------------------------------------
     def compiled(self, record: FilterRecord) -> CompiledFilter:
-        """The compiled filter of a record (cached by expression)."""
-        key = record.version_hash + "\n" + record.expression
+        """The compiled filter of a record (cached by expression and the watchlists it names)."""
+        watch = dict(self.watchlists)
+        names = set()
+        if self.watchlist_resolver is not None:
+            names = self._names.get(record.expression)
+            if names is None:
+                names = self._names.setdefault(record.expression, referenced_watchlists(record.expression))
+        if names:
+            watch.update(self.watchlist_resolver(record.user_id, names))
+        # a cached filter holds its watchlists, so their ids cannot be reused while it is cached
+        key = (record.version_hash, record.expression, tuple(sorted((n, id(watch[n])) for n in names if n in watch)))
         if key not in self._compiled:
-            self._compiled[key] = compile_filter(record.expression, watchlists=self.watchlists or None)
+            if len(self._compiled) > 10_000:
+                self._compiled.clear()
+            self._compiled[key] = compile_filter(record.expression, watchlists=watch or None)
         return self._compiled[key]
 
     def invalidate(self) -> None:
@@ -189,7 +191,7 @@ class FilterService:
     def _decode(self, messages: Sequence[AlertMessage], report: BatchReport) -> list[_Decoded]:
         seen, out = set(), []
         for k, m in enumerate(messages):
-            body = _unwrap_sns(m.body)
+            body = unwrap_sns(m.body)
             try:
                 record, claimed = decode_message(body, self.s3_client)
             except AlertSchemaError as exc:  # poison: never decodable, dropped (the archive keeps every alert)
@@ -251,6 +253,9 @@ class FilterService:
             matched = [alerts[i] for i in mask.nonzero()[0]]
             if not matched:
                 continue
+            if self.precovery is not None and f.precovery:
+                for name, n in self.precovery.order(f, [a.record for a in matched], now).items():
+                    counts[f.filter_id][name] += n
             today = self.store.get_counts(f.filter_id, [day]).get(day, {})
             capacity = max(0, f.quota_per_day - int(today.get("delivered", 0)))
             held_room = max(0, self.settings.held_cap - f.held_pending)

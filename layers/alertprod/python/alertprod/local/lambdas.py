@@ -4,6 +4,10 @@ moto runs Lambda code only in Docker; this service imports ``CodeUri/Handler`` i
 the function's environment applied, polls each SQS event source as Lambda's poller does
 (batch size, partial batch responses, failures visible again at once so the queue's
 RedrivePolicy moves them to the dead-letter queue), and logs every invocation.
+
+Each function's ``Timeout`` is enforced (a watchdog in process); with ``isolate=True`` each
+function runs in a worker process of its own whose memory is limited to its ``MemorySize``
+(:mod:`alertprod.local._worker`; docs/local-stack.md "Limits").
 """
 
 from __future__ import annotations
@@ -24,8 +28,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
+from alertprod.aws import waiting
 from alertprod.aws.sqs import SqsMessage, SqsQueue
 from alertprod.errors import ConfigError, NotFoundError
+from alertprod.local._worker import (
+    FunctionTimeoutError,
+    TimeoutInterrupt,
+    WorkerProcess,
+    deadline,
+    timeout_message,
+)
 
 #: Failed invocations and partial batch failures, as CloudWatch Logs would show them.
 _LOG = logging.getLogger("alertprod.local.lambdas")
@@ -33,6 +45,16 @@ _LOG = logging.getLogger("alertprod.local.lambdas")
 __all__ = ["LambdaContext", "LocalFunction", "SqsSource", "Invocation", "LocalLambdaService"]
 
 _ENV_LOCK = threading.RLock()
+_INVOKING = threading.local()  # depth of in-process invocations on this thread
+
+
+@contextlib.contextmanager
+def _invoking() -> Iterator[None]:
+    _INVOKING.depth = getattr(_INVOKING, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _INVOKING.depth -= 1
 
 
 @contextlib.contextmanager
@@ -149,6 +171,10 @@ class LocalLambdaService:
         Region reported in events.
     retry_delay_s : int
         Visibility timeout given to a failed message (0: visible again at once).
+    isolate : bool, keyword-only
+        Run each function in a worker process of its own with its ``MemorySize`` applied as
+        a resource limit (slower: a cold start per worker); by default functions run in this
+        process, their ``Timeout`` enforced by a watchdog.
     """
 
     def __init__(
@@ -158,13 +184,17 @@ class LocalLambdaService:
         region: str,
         *,
         retry_delay_s: int = 0,
+        isolate: bool = False,
     ) -> None:
         self.functions = dict(functions)
         self.sqs_client = sqs_client
         self.region = region
         self.retry_delay_s = int(retry_delay_s)
+        self.isolate = bool(isolate)
         self.log: list[Invocation] = []
         self._lock = threading.RLock()
+        self._workers: dict[str, WorkerProcess] = {}
+        self._previous_sleeper = waiting.set_sleeper(self._cooperative_sleep)
 
     def function(self, function_id: str) -> LocalFunction:
         """The function with logical id (or physical name) ``function_id``."""
@@ -183,9 +213,11 @@ class LocalLambdaService:
                    "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "_X_AMZN_TRACE_ID": ""}
             start = time.perf_counter()
             try:
-                handler = fn.load()  # an import error is an invocation error, as on Lambda
-                with _environment(env):
-                    response = handler(event, context)
+                try:
+                    response = self._run(fn, env, event, context)
+                except TimeoutInterrupt:
+                    fn.unload()  # Lambda resets the sandbox after a timeout: a cold start next
+                    raise FunctionTimeoutError(timeout_message(fn.timeout_s)) from None
             except Exception as exc:
                 error = "".join(traceback.format_exception_only(exc)).strip()
                 self.log.append(Invocation(fn.logical_id, event, "error", time.perf_counter() - start,
@@ -203,6 +235,38 @@ class LocalLambdaService:
             self.log.append(Invocation(fn.logical_id, event, outcome, time.perf_counter() - start,
                                        response=response, request_id=context.aws_request_id))
             return response
+
+    def _run(self, fn: LocalFunction, env: dict[str, str], event: Any,
+             context: LambdaContext) -> Any:
+        """One handler call, under the function's limits (in process, or in its worker)."""
+        if self.isolate:
+            worker = self._workers.get(fn.logical_id)
+            if worker is None:
+                worker = self._workers[fn.logical_id] = WorkerProcess(
+                    fn.code_dir, fn.handler, {**fn.environment, **env}, fn.memory_mb)
+            return worker.invoke(event, (fn.name, fn.arn, fn.memory_mb, fn.timeout_s),
+                                 fn.timeout_s)
+        handler = fn.load()  # an import error is an invocation error, as on Lambda
+        with _environment(env), deadline(fn.timeout_s), _invoking():
+            return handler(event, context)
+
+    def _cooperative_sleep(self, seconds: float) -> None:
+        """A handler's deliberate wait (:mod:`alertprod.aws.waiting`): others run meanwhile.
+
+        Invocations run one at a time; a handler that waits (the precovery API's ``?wait=``)
+        would otherwise hold up the workers it waits for. Only a top-level invocation on this
+        thread lets go of the locks; anything else just sleeps.
+        """
+        if getattr(_INVOKING, "depth", 0) != 1:
+            time.sleep(seconds)
+            return
+        _ENV_LOCK.release()
+        self._lock.release()
+        try:
+            time.sleep(seconds)
+        finally:
+            self._lock.acquire()
+            _ENV_LOCK.acquire()
 
     def sqs_event(self, source: SqsSource, messages: list[SqsMessage]) -> dict[str, Any]:
         """The event Lambda's SQS poller hands to a function for a batch of messages."""
@@ -297,9 +361,13 @@ class LocalLambdaService:
                 stop_event.wait(idle_sleep_s)
 
     def close(self) -> None:
-        """Unload every imported handler."""
+        """Unload every imported handler and stop the workers."""
         for fn in self.functions.values():
             fn.unload()
+        for worker in self._workers.values():
+            worker.stop()
+        self._workers.clear()
+        waiting.set_sleeper(self._previous_sleeper)
 
 
 def _md5(text: str) -> str:

@@ -68,6 +68,9 @@ class EmbeddedStack:
         Template parameter values.
     retry_delay_s : int
         Visibility timeout given to a failed SQS message before its next delivery.
+    isolate : bool, keyword-only
+        Run each function in a worker process with its ``MemorySize`` as a resource limit
+        (default: in this process; each ``Timeout`` is enforced either way; docs/local-stack.md).
 
     Notes
     -----
@@ -81,7 +84,7 @@ class EmbeddedStack:
     def __init__(self, template_path: Path | str | None = None, *, stack_name: str = "alertprod-local",
                  host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1",
                  clock_start: datetime | None = None, parameter_overrides: Mapping[str, Any] | None = None,
-                 retry_delay_s: int = 0) -> None:
+                 retry_delay_s: int = 0, isolate: bool = False) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", stack_name):
             raise ConfigError(f"stack_name must be lower-case letters, digits and '-', got {stack_name!r}")
         if clock_start is not None and clock_start.tzinfo is None:
@@ -91,6 +94,7 @@ class EmbeddedStack:
         self.stack_name = stack_name
         self.host, self.port, self.region = host, int(port), region
         self.retry_delay_s = int(retry_delay_s)
+        self.isolate = bool(isolate)
         self._parameter_overrides = dict(parameter_overrides or {})
         self._clock_offset = (clock_start - datetime.now(UTC)) if clock_start else timedelta(0)
         self._server: Any = None
@@ -229,7 +233,7 @@ class EmbeddedStack:
                                         arn=self._attrs[logical_id].get("Ref"), **session_extra)
                 self._attrs[logical_id].update(extra)
         self.lambdas = LocalLambdaService(functions, self.clients.sqs, self.region,
-                                          retry_delay_s=self.retry_delay_s)
+                                          retry_delay_s=self.retry_delay_s, isolate=self.isolate)
 
     def _function(self, logical_id: str, name: str, props: Mapping[str, Any]) -> LocalFunction:
         glob = self.resolver.resolve((self.template.get("Globals") or {}).get("Function", {}))

@@ -8,6 +8,7 @@ result is staged and stored by :mod:`alertprod.pipeline.nightly`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from alertprod.pipeline import steps
 from alertprod.pipeline.alerting import build_ccd_alerts
 from alertprod.pipeline.config import PipelineConfig
 from alertprod.pipeline.orbit_cache import OrbitCache
+from alertprod.pipeline.reprocess import active_rows
 from alertprod.pipeline.timing import StageTimer
 from alertprod.pixelization import pixels_covering
 from alertprod.summary.versions import next_object_versions
@@ -34,11 +36,24 @@ __all__ = ["CcdComputation", "compute_ccd", "image_windows", "read_images"]
 
 @dataclass
 class CcdComputation:
-    """What one CCD will write and publish, and what it counted."""
+    """What one CCD will write and publish, and what it counted.
+
+    The alerts are built on demand, one chunk of ``PipelineConfig.alert_chunk_size`` at a
+    time (:meth:`alert_chunks`), so that only one chunk is ever in memory.
+    """
 
     writes: CcdWrites
-    alerts: list[PreparedAlert]
     counts: dict[str, int]
+    build_alert_chunks: Callable[[], Iterator[list[PreparedAlert]]]
+
+    def alert_chunks(self) -> Iterator[list[PreparedAlert]]:
+        """The CCD's alerts in ``diaSourceId`` order, chunk by chunk (built as iterated)."""
+        return self.build_alert_chunks()
+
+    @property
+    def alerts(self) -> list[PreparedAlert]:
+        """All alerts at once (tests and tools; the pipeline stages them chunk by chunk)."""
+        return [a for chunk in self.alert_chunks() for a in chunk]
 
 
 def image_windows(upload: ValidatedUpload, objects: Table, config: PipelineConfig
@@ -120,7 +135,8 @@ def compute_ccd(upload: ValidatedUpload, apdb: Apdb, orbits: OrbitCache, config:
                                                       config.history_months)
         ss_ids = np.unique(np.asarray(sources["ssObjectId"], np.int64))
         ss_ids = ss_ids[ss_ids > 0]
-        ss_history = (apdb.get_ss_sources(ss_ids, info.mjd_mid_tai, months=config.history_months)
+        ss_history = (active_rows(apdb.get_ss_sources(ss_ids, info.mjd_mid_tai,
+                                                      months=config.history_months))
                       if ss_ids.size else Table())
     with timer("summaries"):
         versions = next_object_versions(sources, previous, history, forced_history, forced,
@@ -128,12 +144,22 @@ def compute_ccd(upload: ValidatedUpload, apdb: Apdb, orbits: OrbitCache, config:
     with timer("solar_system"):
         ss_rows = steps.ss_source_rows(sources, assoc, ephem)
         mpc = orbits.mpc_orbit_rows(np.asarray(sources["ssObjectId"], np.int64))
-    with timer("alerts"):
-        records = build_ccd_alerts(sources, versions, _before(history, info.mjd_mid_tai),
-                                   _before(forced_history, info.mjd_mid_tai), ss_rows, mpc,
-                                   exposures, config=config, ss_history=ss_history)
-    with timer("serialize"):
-        alerts = prepare_alerts(records)
+    prv_sources = _before(history, info.mjd_mid_tai)
+    prv_forced = _before(forced_history, info.mjd_mid_tai)
+    by_id = sources[np.argsort(np.asarray(sources["diaSourceId"], np.int64), kind="stable")]
+    step = config.alert_chunk_size
+
+    def alert_chunks() -> Iterator[list[PreparedAlert]]:
+        for start in range(0, len(by_id), step):
+            with timer("alerts"):
+                records = build_ccd_alerts(by_id[start:start + step], versions, prv_sources,
+                                           prv_forced, ss_rows, mpc, exposures, config=config,
+                                           ss_history=ss_history)
+            with timer("serialize"):
+                chunk = prepare_alerts(records)
+            del records
+            yield chunk
+
     writes = CcdWrites(visit=info.visit, detector=info.detector,
                        visit_time_mjd_tai=info.mjd_mid_tai, dia_sources=sources,
                        dia_forced_sources=forced, dia_objects=versions)
@@ -144,10 +170,10 @@ def compute_ccd(upload: ValidatedUpload, apdb: Apdb, orbits: OrbitCache, config:
         "updatedDiaObjects": int(len(versions) - n_new) if len(versions) else 0,
         "ssoMatches": int(np.sum(assoc.solar_system.matched)),
         "forcedSources": len(forced),
-        "alerts": len(alerts),
+        "alerts": len(sources),  # one per DiaSource
         "objectsInFootprint": len(objects),
     }
-    return CcdComputation(writes, alerts, counts)
+    return CcdComputation(writes, counts, alert_chunks)
 
 
 def _history(apdb: Apdb, objects: Table, detected: np.ndarray, visit_time_mjd_tai: float,
@@ -168,7 +194,8 @@ def _history(apdb: Apdb, objects: Table, detected: np.ndarray, visit_time_mjd_ta
         t_read = max(t_read, float(np.nanmax(np.asarray(previous["validityStartMjdTai"], float))),
                      float(np.nanmax(np.asarray(previous["lastDiaSourceMjdTai"], float))))
     history, forced_history = apdb.get_dia_history(existing, t_read + 1e-6, months=months)
-    return history, forced_history, previous
+    # rows withdrawn by a reprocessing (pipeline.reprocess) count in no summary and no alert
+    return active_rows(history), active_rows(forced_history), previous
 
 
 def _before(table: Table, mjd_tai: float) -> Table:

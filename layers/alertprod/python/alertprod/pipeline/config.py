@@ -37,6 +37,10 @@ class PipelineConfig:
         (:func:`alertprod.orbits.uncertainty.prediction_uncertainty`; docs/solar-system.md).
     sso_radius_cap_arcsec : float
         Largest SSObject radius, however uncertain the orbit.
+    alert_chunk_size : int
+        Alerts built, serialised, staged and published together: a CCD's memory holds one
+        chunk of alerts at a time (~60 KB each with their cutouts), whatever its number of
+        DiaSources (docs/formats.md "Limits").
     """
 
     max_dist_arcsec: float = 1.0
@@ -49,3 +53,9 @@ class PipelineConfig:
     sso_margin_arcsec: float = 60.0
     sso_radius_n_sigma: float = 3.0
     sso_radius_cap_arcsec: float = 10.0
+    alert_chunk_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.alert_chunk_size, int) or self.alert_chunk_size < 1:
+            raise ValueError(f"alert_chunk_size: expected an integer >= 1, got "
+                             f"{self.alert_chunk_size!r}")

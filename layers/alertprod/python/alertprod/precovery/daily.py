@@ -3,7 +3,8 @@ cached difference images of the previous 30 days.
 
 Flow (docs/precovery.md):
 
-1. :func:`plan_precovery` (daily schedule) finds the night's new DiaObjects, asks the image-cache
+1. :func:`plan_precovery` (daily schedule) finds and claims the new DiaObjects no run has planned
+   yet (the night's, and those of CCDs stored after an earlier run), asks the image-cache
    index which cached exposures covered each of them before it was discovered, groups the
    objects by exposure and returns one :class:`PrecoveryUnit` per exposure (sent through the
    precovery queue so that many function instances share the work);
@@ -29,11 +30,12 @@ from alertprod.errors import PrecoveryError
 from alertprod.formats import Exposure, image_key
 from alertprod.photometry.dia_forced import VisitImages, dia_forced_rows
 from alertprod.photometry.stamps import read_forced_windows
+from alertprod.pipeline.reprocess import active_rows
 from alertprod.pixelization import pixel_of
 from alertprod.precovery.units import PrecoveryUnit
 from alertprod.summary.versions import next_object_versions
 
-__all__ = ["PrecoveryPlan", "UnitResult", "plan_precovery", "run_unit", "finalize_objects",
+__all__ = ["PrecoveryPlan", "UnitResult", "plan_precovery", "run_id_of", "run_unit", "finalize_objects",
            "CACHE_DAYS", "MAX_OBJECTS_PER_UNIT"]
 
 #: Days of difference images the cache holds (template parameter ``ImageCacheDays``).
@@ -69,16 +71,28 @@ class UnitResult:
     run_complete: bool = False
 
 
+def run_id_of(now_mjd_tai: float, night_days: float = 1.0) -> str:
+    """The id of the run scheduled at ``now_mjd_tai``: its night's start, 5 decimals."""
+    return f"{now_mjd_tai - night_days:.5f}"
+
+
 def plan_precovery(apdb: Apdb, *, now_mjd_tai: float, night_days: float = 1.0,
-                   cache_days: float = CACHE_DAYS) -> PrecoveryPlan:
+                   cache_days: float = CACHE_DAYS, claim: bool = False) -> PrecoveryPlan:
     """Plan the precovery of the DiaObjects created in the ``night_days`` before ``now_mjd_tai``.
 
     Each object is measured on every cached exposure that covers it, taken within
     ``cache_days`` before ``now_mjd_tai`` and before the object's first detection (later
     exposures already got nightly forced photometry).
+
+    With ``claim`` (the daily service), the run plans instead every new DiaObject of the
+    ``cache_days`` before ``now_mjd_tai`` that no other run claimed, and claims it
+    (:meth:`~alertprod.apdb.interface.Apdb.claim_new_dia_objects`): the day's objects and those
+    of CCDs stored after an earlier day's run had planned, each precovered by exactly one run.
     """
     start, end = now_mjd_tai - night_days, now_mjd_tai
-    new = apdb.new_dia_objects(start, end)
+    run_id = run_id_of(now_mjd_tai, night_days)
+    new = (apdb.claim_new_dia_objects(run_id, now_mjd_tai - cache_days, end) if claim
+           else apdb.new_dia_objects(start, end))
     groups: dict[tuple[int, int], dict] = defaultdict(lambda: {"ids": [], "ra": [], "dec": []})
     meta: dict[tuple[int, int], tuple[str, float, tuple[str, ...]]] = {}
     for row in new:
@@ -103,7 +117,7 @@ def plan_precovery(apdb: Apdb, *, now_mjd_tai: float, night_days: float = 1.0,
             part = slice(s, s + MAX_OBJECTS_PER_UNIT)
             units.append(PrecoveryUnit(key[0], key[1], band, mjd, tuple(g["ids"][part]),
                                        tuple(g["ra"][part]), tuple(g["dec"][part]), start, kinds))
-    return PrecoveryPlan(run_id=f"{start:.5f}", night_start_mjd_tai=start, night_end_mjd_tai=end,
+    return PrecoveryPlan(run_id=run_id, night_start_mjd_tai=start, night_end_mjd_tai=end,
                          new_objects=len(new), units=units)
 
 
@@ -197,6 +211,7 @@ def _finalize_batch(apdb: Apdb, leases: LeaseManager, ids: np.ndarray, cells: li
             return 0
         fid = np.asarray(fresh["diaObjectId"], np.int64)
         hist, forced = apdb.get_dia_history(fid, validity_start_mjd_tai, months=history_months)
+        hist, forced = active_rows(hist), active_rows(forced)  # withdrawn rows count in no summary
         versions = next_object_versions(Table(), fresh, hist, forced, Table(),
                                         validity_start_mjd_tai=validity_start_mjd_tai)
         if len(versions) == 0:

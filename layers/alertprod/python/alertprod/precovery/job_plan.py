@@ -13,7 +13,7 @@ one :class:`JobUnit` per image (CCD-visit), holding the indices of the positions
 A ``positions`` target (a small region) is accepted only when its positions together need at
 most 20 % more images than their centroid alone
 (:func:`alertprod.precovery.targets.check_region_images`). Moving targets (``proper_motion``,
-``orbit``) are planned from their positions at each indexed epoch: a later step.
+``orbit``) are planned from their predicted path (:mod:`alertprod.precovery.moving`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 from alertprod.apdb import Apdb
 from alertprod.archive import find_archived_at
 from alertprod.errors import PrecoveryError
+from alertprod.formats.exposure import RUBIN_SITE
 from alertprod.precovery.targets import Target, check_region_images
 
 __all__ = ["JobUnit", "plan_fixed_target", "plan_job"]
@@ -135,14 +136,19 @@ def _centroid(ra_deg: Sequence[float], dec_deg: Sequence[float]) -> tuple[float,
 
 
 def plan_job(apdb: Apdb, target: Target, *, mjd_min: float, mjd_max: float, now_mjd_tai: float,
-             cache_days: float = 30.0) -> list[JobUnit]:
+             cache_days: float = 30.0, site: tuple[float, float, float] = RUBIN_SITE
+             ) -> list[JobUnit]:
     """The units of any target: the one planning entry point the service calls.
 
-    Fixed-position targets go to :func:`plan_fixed_target`; moving ones are planned by epoch.
+    Fixed-position targets go to :func:`plan_fixed_target`; moving ones (``proper_motion``,
+    ``orbit``) to :func:`alertprod.precovery.moving.plan_moving_target`, which sweeps the
+    predicted path over the archive's index and gives each unit the position at its epoch.
+    ``site`` is the observatory the moving target is seen from (default Rubin's).
     """
     if not target.moves:
         return plan_fixed_target(apdb, target, mjd_min=mjd_min, mjd_max=mjd_max,
                                  now_mjd_tai=now_mjd_tai, cache_days=cache_days)
-    from alertprod.precovery.targets import TargetError
+    from alertprod.precovery.moving import plan_moving_target
 
-    raise TargetError(f"{target.kind} targets are not offered yet")
+    return plan_moving_target(apdb, target, mjd_min=mjd_min, mjd_max=mjd_max,
+                              now_mjd_tai=now_mjd_tai, cache_days=cache_days, site=site)

@@ -9,9 +9,12 @@ ZTF's and ATLAS's services ask for: ``status`` (a word per row, below), ``snr``,
 (the template's provenance: which kind and which image), ``baseline`` / ``baselineErr``
 (per target and band: below).
 
-Status codes: ``ok`` (measured), ``edge`` (stamp partly off the image), ``masked`` (some
-pixels unusable), ``no_data`` (no usable pixel: off the detector or all masked), ``expired``
-(difference image gone and not re-creatable).
+Flags and status codes (:mod:`alertprod.precovery.flags`): ``flags`` holds the mask bits of
+the pixels under the measurement's footprint, numbered as :class:`alertprod.formats.MaskBit`,
+plus row bits from 16 up (:class:`~alertprod.precovery.flags.PrecoveryFlag`); ``status`` is
+``ok``, ``flagged`` (measured, quality bits under the core), ``no_data`` (no usable pixel: NaN
+fluxes), ``off_image`` (outside the CCD at that epoch) or ``failed`` (the unit failed
+permanently). A row's own ``status`` wins; rows without one get it from ``flags``.
 
 Baseline: per target and band, the inverse-variance weighted mean of ``psfFlux`` over the
 rows not detected at 5σ, iterated with a 3σ clip (a quiescent level to subtract, as ZTF's
@@ -35,7 +38,7 @@ from astropy.io.votable.tree import VOTableFile
 from astropy.table import Table
 
 from alertprod.errors import PrecoveryError
-from alertprod.photometry.forced import ForcedFlag
+from alertprod.precovery.flags import PrecoveryFlag, row_status
 
 __all__ = ["COLUMNS", "DETECTION_SNR", "add_derived_columns", "baseline_table",
            "rows_from_records", "to_csv", "to_json", "to_votable"]
@@ -57,15 +60,13 @@ COLUMNS: dict[str, tuple[str, str | None, str, str]] = {
     "scienceFlux": ("f8", "nJy", "phot.flux", "PSF flux on the calibrated exposure"),
     "scienceFluxErr": ("f8", "nJy", "stat.error;phot.flux", "its 1σ error"),
     "recreated": ("?", None, "meta.code", "difference image re-created from the archive"),
-    "flags": ("i4", None, "meta.code.qual", "forced-photometry flags (docs/photometry.md)"),
-    "status": ("U8", None, "meta.code.status", "ok, edge, masked, no_data, expired"),
+    "flags": ("i4", None, "meta.code.qual",
+              "mask bits under the footprint (MaskBit numbering) | row bits 16+ (docs)"),
+    "status": ("U9", None, "meta.code.status", "ok, flagged, no_data, off_image, failed"),
     "snr": ("f8", None, "stat.snr", "psfFlux / psfFluxErr"),
     "upperLimit": ("f8", "nJy", "phot.flux;stat.max", "5σ upper limit where not detected"),
     "template": ("U40", None, "meta.dataset", "template provenance"),
 }
-_MASKED = int(ForcedFlag.MASKED | ForcedFlag.NAN_PIXELS)
-_EDGE = int(ForcedFlag.EDGE)
-_NO_DATA = int(ForcedFlag.OFF_IMAGE | ForcedFlag.NO_DATA)
 
 
 def add_derived_columns(rows: Table) -> Table:
@@ -82,13 +83,9 @@ def add_derived_columns(rows: Table) -> Table:
     detected = np.abs(snr) >= DETECTION_SNR
     out["upperLimit"] = np.where(~detected & np.isfinite(err) & (err > 0),
                                  np.fmax(flux, 0.0) + DETECTION_SNR * err, np.nan)
-    flags = np.asarray(out["flags"], np.int64)
-    status = np.full(len(out), "ok", dtype="U8")
-    status[(flags & _MASKED) != 0] = "masked"
-    status[(flags & _EDGE) != 0] = "edge"
-    status[((flags & _NO_DATA) != 0) | ~np.isfinite(flux)] = "no_data"
-    if "status" in rows.colnames:  # an upstream word (e.g. expired) wins
-        given = np.asarray(rows["status"]).astype("U8")
+    status = row_status(np.asarray(out["flags"], np.int64), flux)
+    if "status" in rows.colnames:  # an upstream word (e.g. the job service's failed) wins
+        given = np.asarray(rows["status"]).astype("U9")
         status = np.where(given != "", given, status)
     out["status"] = status
     return out
@@ -188,9 +185,15 @@ def to_votable(rows: Table, *, description: str = "alertprod precovery light cur
 
 
 def rows_from_records(records: Sequence[Mapping[str, Any]]) -> Table:
-    """A light-curve table from measurement dicts (missing columns filled: NaN, 0, '')."""
+    """A light-curve table from measurement dicts (missing columns filled: NaN, 0, '').
+
+    A record whose ``status`` is ``failed`` measured nothing: its ``flags`` are
+    :attr:`~alertprod.precovery.flags.PrecoveryFlag.FAILED` alone, whatever it said.
+    """
     cols: dict[str, list] = {name: [] for name in COLUMNS}
     for rec in records:
+        if rec.get("status") == "failed":
+            rec = {**rec, "flags": int(PrecoveryFlag.FAILED)}
         for name, (dtype, *_rest) in COLUMNS.items():
             default: Any = math.nan if dtype.startswith("f") else (False if dtype == "?" else (
                 "" if dtype.startswith("U") else 0))

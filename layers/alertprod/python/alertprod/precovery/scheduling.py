@@ -24,33 +24,51 @@ from dataclasses import dataclass, field
 
 from alertprod.errors import PrecoveryError
 
-__all__ = ["JobPlan", "QueuedJob", "UnitCosts", "dispatch_order", "plan"]
+__all__ = ["STEPS", "JobPlan", "QueuedJob", "UnitCosts", "dispatch_order", "plan"]
+
+#: The measured kinds of work: a unit (cached or re-created image), a job's plan, its assembly.
+STEPS = ("cached", "recreated", "plan", "assemble")
 
 
 @dataclass
 class UnitCosts:
-    """Mean seconds per unit by kind, kept as exponentially weighted means of measured units.
+    """Mean seconds per step by kind, kept as exponentially weighted means of measured steps.
 
     Attributes
     ----------
     cached_s, recreated_s : float
-        Current means (the defaults are first guesses, replaced as units report).
+        Current means of a unit on a cached or a re-created difference image (the defaults
+        are first guesses, replaced as units report).
+    plan_s, assemble_s : float
+        Current means of a job's planning and of its assembly (the job queue's work, once
+        per job), measured as the jobs function runs them.
     weight : float
         Weight of each new measurement.
     """
 
     cached_s: float = 2.0
     recreated_s: float = 8.0
+    plan_s: float = 1.0
+    assemble_s: float = 1.0
     weight: float = 0.1
 
     def observe(self, seconds: float, *, recreated: bool) -> None:
         """Fold in one unit's measured duration."""
+        self.observe_step("recreated" if recreated else "cached", seconds)
+
+    def observe_step(self, step: str, seconds: float) -> None:
+        """Fold in one measured duration of ``step`` (``cached``, ``recreated``, ``plan``, ``assemble``)."""
+        if step not in STEPS:
+            raise PrecoveryError(f"step: one of {STEPS}, got {step!r}")
         if not (seconds >= 0.0 and seconds < 1e5):
-            raise PrecoveryError(f"seconds: a unit's duration must be in [0, 1e5), got {seconds!r}")
-        if recreated:
-            self.recreated_s += self.weight * (seconds - self.recreated_s)
-        else:
-            self.cached_s += self.weight * (seconds - self.cached_s)
+            raise PrecoveryError(f"seconds: a step's duration must be in [0, 1e5), got {seconds!r}")
+        name = f"{step}_s"
+        mean = getattr(self, name)
+        setattr(self, name, mean + self.weight * (seconds - mean))
+
+    def means(self) -> dict[str, float]:
+        """``{"cached_s": ..., "recreated_s": ..., "plan_s": ..., "assemble_s": ...}`` (to store)."""
+        return {f"{step}_s": float(getattr(self, f"{step}_s")) for step in STEPS}
 
     def job_unit_seconds(self, n_cached: int, n_recreated: int) -> list[float]:
         """Durations of a job's units in the order they run (cached images first)."""
@@ -59,13 +77,17 @@ class UnitCosts:
 
 @dataclass
 class QueuedJob:
-    """A job waiting or running: its owner, submission time and remaining units' durations."""
+    """A job waiting or running: its owner, submission time and remaining units' durations.
+
+    ``tail_s``: work after its last unit (the job's assembly), played by :func:`plan` only.
+    """
 
     job_id: str
     user_id: str
     submitted_s: float
     unit_seconds: Sequence[float]
     running_units: int = 0
+    tail_s: float = 0.0
     _next: int = field(default=0, repr=False)
 
 
@@ -139,6 +161,10 @@ def plan(jobs: Sequence[QueuedJob], *, workers: int, busy_until_s: Sequence[floa
         For workers busy now, seconds until each is free.
     quantum_s : float
         The round-robin quantum (unit-seconds per user per round).
+
+    A job's ``tail_s`` starts when its last unit ends, on the first worker free by then (so
+    it delays later units as the job function's share of one machine would: exact with one
+    worker, an upper bound with several).
     """
     if workers < 1:
         raise PrecoveryError(f"workers: must be >= 1, got {workers!r}")
@@ -148,6 +174,8 @@ def plan(jobs: Sequence[QueuedJob], *, workers: int, busy_until_s: Sequence[floa
     start: dict[str, float] = {}
     finish: dict[str, float] = {}
     first_rank: dict[str, int] = {}
+    left = {j.job_id: len(j.unit_seconds) for j in jobs}
+    tail = {j.job_id: max(0.0, float(j.tail_s)) for j in jobs}
     for job_id, seconds in dispatch_order(jobs, quantum_s=quantum_s):
         t0 = heapq.heappop(free)
         t1 = t0 + seconds
@@ -156,10 +184,16 @@ def plan(jobs: Sequence[QueuedJob], *, workers: int, busy_until_s: Sequence[floa
             start[job_id] = t0
             first_rank[job_id] = len(first_rank) + 1
         finish[job_id] = max(finish.get(job_id, 0.0), t1)
+        left[job_id] -= 1
+        if left[job_id] == 0 and tail[job_id] > 0:
+            t_tail = max(heapq.heappop(free), finish[job_id])
+            finish[job_id] = t_tail + tail[job_id]
+            heapq.heappush(free, finish[job_id])
     out: dict[str, JobPlan] = {}
     for job in jobs:
         if job.job_id not in start:  # nothing left to dispatch: its running units end it
-            out[job.job_id] = JobPlan(0, 0.0, max(free) if job.running_units else 0.0)
+            end = (max(free) if job.running_units else 0.0) + tail[job.job_id]
+            out[job.job_id] = JobPlan(0, 0.0, end)
             continue
         position = 0 if job.running_units else first_rank[job.job_id]
         out[job.job_id] = JobPlan(position, start[job.job_id], finish[job.job_id])

@@ -22,6 +22,7 @@ from alertprod.precovery.daily import (
     PrecoveryPlan,
     finalize_objects,
     plan_precovery,
+    run_id_of,
     run_unit,
 )
 from alertprod.precovery.units import UNIT_SCHEMA, unit_from_message, unit_to_message
@@ -77,8 +78,16 @@ def _unit_keys(plan: PrecoveryPlan) -> list[str]:
 
 def plan_and_enqueue(level1: Level1, queue: SqsQueue, *, now_mjd_tai: float,
                      cache_days: float = CACHE_DAYS) -> DayReport:
-    """The planner function's work: plan the day, record the run, send one message per unit."""
-    plan = plan_precovery(level1.apdb, now_mjd_tai=now_mjd_tai, cache_days=cache_days)
+    """The planner function's work: plan the day, record the run, send one message per unit.
+
+    A run already finalised is not planned again: objects it would claim now (CCDs stored
+    since) could no longer get its finalisation, so they are left to the next run.
+    """
+    done = level1.apdb.get_precovery_run(run_id_of(now_mjd_tai))
+    if done is not None and done.finalized:
+        return DayReport(run_id_of(now_mjd_tai), 0, 0)
+    plan = plan_precovery(level1.apdb, now_mjd_tai=now_mjd_tai, cache_days=cache_days,
+                          claim=True)
     ids = np.unique(np.asarray([i for u in plan.units for i in u.dia_object_ids], np.int64))
     level1.apdb.start_precovery_run(plan.run_id, n_units=len(plan.units), object_ids=ids,
                                     validity_start_mjd_tai=now_mjd_tai)
@@ -126,7 +135,8 @@ def run_day_inline(level1: Level1, images: BlobStore, *, now_mjd_tai: float,
                    cache_days: float = CACHE_DAYS) -> DayReport:
     """A whole precovery day in one process (no queue): plan, measure every unit, finalise."""
     apdb = level1.apdb
-    plan = plan_precovery(apdb, now_mjd_tai=now_mjd_tai, cache_days=cache_days)
+    plan = plan_precovery(apdb, now_mjd_tai=now_mjd_tai, cache_days=cache_days,
+                          claim=True)
     rep = DayReport(plan.run_id, plan.new_objects, len(plan.units))
     ids: set[int] = set()
     for u in plan.units:

@@ -133,6 +133,11 @@ def replay(survey_dir: str | Path, out_dir: str | Path, *, progress: bool = True
             stack.clients.s3.put_object(Bucket=res.upload_bucket, Key=f"{MPCORB_PREFIX}mpcorb.dat",
                                         Body=mpcorb.read_bytes())
             stack.run_until_idle(timeout_s=timeout_s)
+        if (Path(survey_dir) / "dr_templates").is_dir():  # as `alertprod templates load` does
+            from alertprod.archive.data_release import load_data_release
+
+            load_data_release(Path(survey_dir) / "dr_templates",
+                              S3BlobStore(stack.clients.s3, res.archive_bucket))
         bar = tqdm(visits, desc="replay", unit="visit", disable=not progress)
         for visit in bar:
             # a visit without a readable time (only broken catalogs) comes last, at the clock's
@@ -261,7 +266,8 @@ def archive_summary(stack: EmbeddedStack, expired_cache_images: int) -> dict[str
     res = stack.resources
     cache_days = stack.resolver.parameters["ImageCacheDays"]
     sizes = [o["Size"] for page in stack.clients.s3.get_paginator("list_objects_v2").paginate(
-        Bucket=res.archive_bucket, Prefix=ARCHIVE_PREFIX) for o in page.get("Contents", [])]
+        Bucket=res.archive_bucket, Prefix=ARCHIVE_PREFIX + "visits/")  # not data-release coadds
+        for o in page.get("Contents", [])]
     return {"imageCacheDays": int(cache_days), "expiredCacheImages": int(expired_cache_images),
             "archivedImages": len(sizes), "archivedBytes": int(sum(sizes))}
 

@@ -4,6 +4,8 @@ Each function takes plain data, writes one PNG and returns its path. No function
 so nothing leaks into a global figure registry: every :class:`~matplotlib.figure.Figure` is local
 and cleared after saving. Cutouts are written pixel-for-pixel with :func:`matplotlib.image.imsave`
 (the browser scales them up), which is an order of magnitude faster than a figure per cutout.
+Light curves draw their points with :mod:`alertprod.plotting.light_curve`, the drawing the
+precovery service's page uses too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ from matplotlib.image import imsave
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from alertprod.plotting.light_curve import (
+    BAND_COLORS,
+    BAND_ORDER,
+    PointKind,
+    draw_points,
+    light_curve_xlim,
+)
 from alertprod.report.data import AlertRow
 
 __all__ = [
@@ -38,11 +47,8 @@ __all__ = [
     "plot_light_curve",
 ]
 
-#: Colours of the Rubin bands (the Rubin community plotting palette), and grey for anything else.
-BAND_COLORS: dict[str, str] = {"u": "#1600ea", "g": "#31de1f", "r": "#b52626", "i": "#370201",
-                               "z": "#ba52ff", "y": "#61a2b3"}
 _OTHER = "#7f7f7f"
-_BAND_ORDER = "ugrizy"
+_BAND_ORDER = BAND_ORDER
 _KIND_MARKERS = {"update": ("o", "DiaObject update"), "new": ("*", "new DiaObject"),
                  "sso": ("^", "solar-system object")}
 
@@ -354,19 +360,11 @@ def _points(records: Sequence[Mapping[str, Any]] | None) -> tuple[np.ndarray, ..
     return mjd, flux, err, band
 
 
-def light_curve_xlim(mjd: np.ndarray, *, min_span_days: float = 2.0) -> tuple[float, float]:
-    """Time axis of a light curve: the points' span plus 5 %, at least ``min_span_days`` wide.
-
-    Matplotlib's automatic limits around a single point widen by a fraction of the value
-    itself, which for an MJD of 60,000 is thousands of days of empty axis.
-    """
-    t = np.asarray(mjd, dtype=float)
-    t = t[np.isfinite(t)]
-    if t.size == 0:
-        return 0.0, 1.0
-    lo, hi = float(t.min()), float(t.max())
-    pad = max(0.05 * (hi - lo), 0.5 * max(min_span_days - (hi - lo), 0.0))
-    return lo - pad, hi + pad
+#: Kinds of point on an alert's light curve (drawn by :func:`alertprod.plotting.draw_points`,
+#: as the precovery page's are).
+_DETECTED = PointKind("detected", "o", True)
+_FORCED = PointKind("forced", "s", False)
+_PRECOVERY = PointKind("precovery", "D", False)
 
 
 def plot_light_curve(alert: Mapping[str, Any], path: Path) -> Path:
@@ -393,27 +391,22 @@ def plot_light_curve(alert: Mapping[str, Any], path: Path) -> Path:
         return _save(fig, path)
     first_det = np.nanmin(det[0]) if np.isfinite(det[0]).any() else np.inf
     bands = _bands(list(det[3]) + list(forced[3]))
-    used: list[tuple[str, str, str]] = []  # (marker, filled?, label) of the kinds drawn
+    used: list[PointKind] = []  # the kinds drawn, for the legend
     for b in bands:
-        c = _color(b)
         mjd, flux, err, band = forced
-        for sel, marker, label in (((band == b) & (mjd >= first_det), "s", "forced"),
-                                   ((band == b) & (mjd < first_det), "D", "precovery")):
-            if sel.any():
-                ax.errorbar(mjd[sel], flux[sel], yerr=np.abs(np.nan_to_num(err[sel])), fmt=marker,
-                            mfc="none", mec=c, ecolor=c, ms=4, elinewidth=0.7, alpha=0.8)
-                used.append((marker, "none", label))
+        for sel, kind in (((band == b) & (mjd >= first_det), _FORCED),
+                          ((band == b) & (mjd < first_det), _PRECOVERY)):
+            if draw_points(ax, mjd[sel], flux[sel], err[sel], color=_color(b), kind=kind, size=4.0):
+                used.append(kind)
         mjd, flux, err, band = det
         sel = band == b
-        if sel.any():
-            ax.errorbar(mjd[sel], flux[sel], yerr=np.abs(np.nan_to_num(err[sel])), fmt="o", color=c,
-                        ms=5, elinewidth=0.9)
-            used.append(("o", "full", "detected"))
+        if draw_points(ax, mjd[sel], flux[sel], err[sel], color=_color(b), kind=_DETECTED):
+            used.append(_DETECTED)
     # one legend entry per band (colour) and per kind of point (marker), not one per pair
     handles = [Line2D([], [], color=_color(b), marker="o", ls="", label=b or "?") for b in bands]
-    for marker, fill, label in dict.fromkeys(used):
-        handles.append(Line2D([], [], color="0.35", marker=marker, ls="", label=label,
-                              mfc="none" if fill == "none" else "0.35"))
+    for kind in dict.fromkeys(used):
+        handles.append(Line2D([], [], color="0.35", marker=kind.marker, ls="", label=kind.label,
+                              mfc="0.35" if kind.filled else "none"))
     if this.get("midpointMjdTai") is not None and this.get("psfFlux") is not None:
         ax.scatter([this["midpointMjdTai"]], [this["psfFlux"]], s=160, facecolors="none",
                    edgecolors="k", linewidths=1.2, zorder=4)

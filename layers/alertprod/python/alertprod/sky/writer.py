@@ -34,6 +34,7 @@ from alertprod.imaging.psf import psf_effective_area_pix
 from alertprod.imaging.subtraction import zogy_subtract
 from alertprod.sky.asteroids import asteroid_ephemerides, make_asteroids
 from alertprod.sky.bogus import bad_columns
+from alertprod.sky.data_release import write_data_release_templates
 from alertprod.sky.fastfits import diasource_catalog_bytes, exposure_bytes
 from alertprod.sky.focal_plane import FocalPlane
 from alertprod.sky.presets import SurveyConfig, get_preset
@@ -213,7 +214,7 @@ def simulate_survey(out_dir, *, preset: str = "tiny", seed: int = 0, progress: b
     ----------
     out_dir : str or pathlib.Path
         Output directory (created): ``images/visits/...``, ``diasources/...``, ``mpcorb.dat``,
-        ``truth/``.
+        ``truth/``, ``dr_templates/`` (data-release coadds).
     preset : {"tiny", "tiny-stale-orbits", "night", "lsst-ccd"}, keyword-only
         Survey size (:data:`~alertprod.sky.presets.PRESETS`); ignored when ``config`` is given.
     seed : int, keyword-only
@@ -258,6 +259,7 @@ def simulate_survey(out_dir, *, preset: str = "tiny", seed: int = 0, progress: b
     ordered = [results[t] for t in tasks]
     truth = _collect_truth(survey, ordered, preset=config.name)
     write_truth(out, truth)
+    write_data_release_templates(survey, out)  # the deeper coadds of option F (sky.data_release)
     n_det = len(truth.diasources)
     n_real = int(np.sum(np.asarray(truth.diasources["truthId"]) > 0)) if n_det else 0
     return SurveySummary(out, config.name, int(seed), len(survey.schedule), config.n_nights,

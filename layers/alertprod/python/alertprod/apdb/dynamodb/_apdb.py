@@ -24,15 +24,24 @@ from alertprod.apdb._layout import (
     history_span,
     history_window,
     new_objects_table,
+    unpack_new_objects,
 )
 from alertprod.apdb._ssobs import apply_observations
 from alertprod.apdb.coordination import Lease
 from alertprod.apdb.dynamodb import _archiveindex, _runs
 from alertprod.apdb.dynamodb import _keys as keys
-from alertprod.apdb.dynamodb._calls import InstrumentedClient, batch_get, batch_write, num, scan_all
+from alertprod.apdb.dynamodb._calls import (
+    InstrumentedClient,
+    batch_get,
+    batch_write,
+    num,
+    query_all,
+    scan_all,
+)
 from alertprod.apdb.dynamodb._export import export_tables
 from alertprod.apdb.dynamodb._imageindex import find_exposures, index_exposure
 from alertprod.apdb.dynamodb._leases import fence_checks
+from alertprod.apdb.dynamodb._newobjects import claim_new_objects
 from alertprod.apdb.dynamodb._ssobs import observation_sets, record_observations
 from alertprod.apdb.dynamodb._store import ccd_tag, store_ccd, unpack_new_object
 from alertprod.apdb.interface import (
@@ -42,6 +51,7 @@ from alertprod.apdb.interface import (
     StorageMetrics,
     StoreStats,
     check_night_mjd,
+    check_run_id,
 )
 from alertprod.errors import NotFoundError
 
@@ -191,17 +201,24 @@ class DynamoApdb(Apdb):
     def new_dia_objects(self, mjd_start: float, mjd_end: float) -> Table:
         if not mjd_end >= mjd_start:
             raise ValueError(f"mjd_end: must be >= mjd_start ({mjd_start}), got {mjd_end}")
-        days = range(int(np.floor(mjd_start)), int(np.floor(mjd_end)) + 1)
-        items = batch_get(self._client, self._table,
-                          [keys.new_objects(d, s) for d in days for s in range(keys.NEW_OBJECT_SHARDS)])
-        rows = []
-        for item in items:
-            for attr, value in item.items():
-                if attr[0] == "o" and attr[1:].isdigit():
-                    ra, dec, t = unpack_new_object(value["B"])
-                    if mjd_start <= t < mjd_end:
-                        rows.append((int(attr[1:]), ra, dec, t))
-        return new_objects_table(rows)
+        # One Query per day reads both layouts: the per-CCD items (C#...) and the shards
+        # (S#...) written inside the transactions before them.
+        found: dict[int, tuple[int, float, float, float]] = {}
+        for d in range(int(np.floor(mjd_start)), int(np.floor(mjd_end)) + 1):
+            for item in query_all(self._client, self._table, keys.new_objects_partition(d), "",
+                                  projection=None):
+                for attr, value in item.items():
+                    if attr == "objs":
+                        found.update((r[0], r) for r in unpack_new_objects(value["B"]))
+                    elif attr[0] == "o" and attr[1:].isdigit():
+                        found[int(attr[1:])] = (int(attr[1:]), *unpack_new_object(value["B"]))
+        return new_objects_table([r for r in found.values() if mjd_start <= r[3] < mjd_end])
+
+    def claim_new_dia_objects(self, run_id: str, mjd_start: float, mjd_end: float) -> Table:
+        check_run_id(run_id)
+        if not mjd_end >= mjd_start:
+            raise ValueError(f"mjd_end: must be >= mjd_start ({mjd_start}), got {mjd_end}")
+        return claim_new_objects(self._client, self._table, run_id, mjd_start, mjd_end)
 
     # -- solar system -------------------------------------------------------------------------
     def store_ss_objects(self, table: Table) -> None:

@@ -203,13 +203,20 @@ def scan_all(client: Any, table: str, *, consistent: bool = True) -> Iterable[di
 
 
 def query_all(client: Any, table: str, pk: str, sk_prefix: str, *,
-              projection: str = "sk") -> Iterable[dict[str, Any]]:
-    """Every item of one partition whose sort key starts with ``sk_prefix`` (strongly
-    consistent Query, paged by DynamoDB at 1 MB). Only the precovery fan-in uses it."""
+              projection: str | None = "sk") -> Iterable[dict[str, Any]]:
+    """Every item of one partition whose sort key starts with ``sk_prefix`` (the whole
+    partition when it is empty; strongly consistent Query, paged by DynamoDB at 1 MB; every
+    attribute when ``projection`` is None). The precovery fan-in and the day's new objects
+    use it."""
     kwargs: dict[str, Any] = {
-        "TableName": table, "ConsistentRead": True, "ProjectionExpression": projection,
+        "TableName": table, "ConsistentRead": True,
         "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
         "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}}}
+    if projection is not None:
+        kwargs["ProjectionExpression"] = projection
+    if not sk_prefix:
+        kwargs["KeyConditionExpression"] = "pk = :pk"
+        del kwargs["ExpressionAttributeValues"][":prefix"]
     while True:
         response = client.query(**kwargs)
         yield from response.get("Items", [])

@@ -11,6 +11,7 @@ from alertprod.apdb._layout import NEW_OBJECT_SHARDS
 
 __all__ = [
     "Key", "key", "obj_last", "obj_version", "pixel_index", "history", "new_objects",
+    "new_objects_of_ccd", "new_objects_partition",
     "NEW_OBJECT_SHARDS", "lease", "ccd_record", "alert_mark", "image_index", "archive_index", "ss_object",
     "orbit_pointer", "orbit_chunk", "orbit_night_pointer", "orbit_night_chunk", "source_attr",
     "forced_attr", "new_object_attr", "format_mjd", "split_key", "part", "precovery_run",
@@ -64,8 +65,20 @@ def history(dia_object_id: int, bucket: int, *, ss: bool = False) -> Key:
 
 
 def new_objects(day: int, shard: int) -> Key:
-    """DiaObjects created on one MJD day (floor of the TAI MJD), one of the shards."""
+    """DiaObjects created on one MJD day (floor of the TAI MJD), one of the shards (the former
+    layout, written inside the CCD transactions; read, never written)."""
     return key(f"NEWOBJ#{int(day)}", f"S#{int(shard):03d}")
+
+
+def new_objects_of_ccd(day: int, visit: int, detector: int, chunk: int) -> Key:
+    """The DiaObjects one CCD created on one MJD day (one item per 10,000), written once its
+    transactions have committed: no item is shared between CCDs."""
+    return key(new_objects_partition(day), f"C#{int(visit):08d}#{int(detector):03d}#{int(chunk):03d}")
+
+
+def new_objects_partition(day: int) -> str:
+    """The partition holding every new-object item of one MJD day (both layouts)."""
+    return f"NEWOBJ#{int(day)}"
 
 
 def lease(cell: int) -> Key:

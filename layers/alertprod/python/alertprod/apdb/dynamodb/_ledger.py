@@ -93,6 +93,39 @@ class DynamoCcdLedger(CcdLedger):
                     from exc
             raise StorageError(f"ledger update of CCD {visit}/{detector}: {exc}") from exc
 
+    def reopen_ccd_record(self, visit: int, detector: int, *, catalog_sha256: str,
+                          **fields: Any) -> None:
+        """Reopen a ``DONE`` CCD for reprocessing (one conditional update; see the interface)."""
+        if not isinstance(catalog_sha256, str) or not catalog_sha256:
+            raise ValueError(f"catalog_sha256: expected a non-empty string, got {catalog_sha256!r}")
+        sha = {"S": json.dumps(catalog_sha256)}
+        names = {"#s": "state", "#u": "updatedAt", "#ttl": "ttl", "#c": "f_catalogSha256",
+                 "#r": "f_reopenedFrom"}
+        values: dict[str, Any] = {":started": {"S": CcdState.STARTED.value},
+                                  ":done": {"S": CcdState.DONE.value}, ":u": num(self._clock()),
+                                  ":ttl": self._ttl(), ":sha": sha}
+        sets = ["#s = :started", "#u = :u", "#ttl = :ttl", "#r = :sha"]
+        for i, (name, value) in enumerate(sorted(fields.items())):
+            names[f"#f{i}"] = f"f_{name}"
+            values[f":f{i}"] = {"S": json.dumps(value)}
+            sets.append(f"#f{i} = :f{i}")
+        try:
+            self._client.update_item(TableName=self._table, Key=keys.ccd_record(visit, detector),
+                                     UpdateExpression="SET " + ", ".join(sets) + " REMOVE #c",
+                                     ConditionExpression="#s = :done AND #c = :sha",
+                                     ExpressionAttributeNames=names,
+                                     ExpressionAttributeValues=values)
+        except Exception as exc:  # botocore ClientError
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise StorageError(f"ledger reopen of CCD {visit}/{detector}: {exc}") from exc
+            record = self.get_ccd_record(visit, detector) or {}
+            if record.get("state") is CcdState.STARTED \
+                    and record.get("reopenedFrom") == catalog_sha256:
+                return  # already reopened from this catalog
+            raise ConflictError(f"reopen: CCD {visit}/{detector} is not done from catalog "
+                                f"{catalog_sha256[:12]}… (state "
+                                f"{record.get('state', 'absent')})") from exc
+
     def mark_alerts(self, dia_source_ids: Iterable[int], state: str) -> None:
         """Record the same publish state for many alerts (BatchWriteItem, 25 per call)."""
         if not state:

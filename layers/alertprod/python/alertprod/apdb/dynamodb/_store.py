@@ -4,8 +4,7 @@ Each DiaObject contributes one *group* of items that must change together: its n
 (``OBJ#id / V#t``), the closing of the previous version (``SET ve``), its Last record
 (conditioned on still pointing at the expected previous version), its DiaSource and
 DiaForcedSource rows (``SET s<id>`` / ``f<id>`` on ``HIST#id / T#bucket``), and, shared between
-objects and merged per transaction, the pixel index (``ADD`` to a number set) and
-the per-night new-object shard. Groups are packed greedily into TransactWriteItems calls of
+objects and merged per transaction, the pixel index (``ADD`` to a number set). Groups are packed greedily into TransactWriteItems calls of
 ≤ 100 items, each with the lease's fencing ConditionChecks. Forced measurements of objects that
 get no new version, and DiaSources of solar-system objects, form groups of their own (one per
 history item).
@@ -16,6 +15,14 @@ also adds their bytes to the item's counter ``b``, on condition that it stays wi
 the item is *full*: its rows go to hour parts ``T#<bucket>#P<hour>`` (at most an hour of
 visits each, < 100 KB), whose numbers the item lists in its number set ``parts``; the groups
 are re-packed and re-sent. Readers fetch the parts an item lists with a second BatchGetItem.
+
+The index of the day's new DiaObjects (daily precovery reads it) is written *after* the
+transactions, one item per CCD and 10,000 objects (``NEWOBJ#day / C#visit#detector#k``):
+an item shared by every CCD of a night inside each transaction would make concurrent CCDs
+cancel each other's transactions (``TransactionConflict``). The items hold only objects the
+plan created, are rewritten with the same bytes by a retry, and are written by every call that
+gets past the transactions, so a crash between the last transaction and the index is repaired
+by the retry, which finds every object done and writes the index.
 """
 
 from __future__ import annotations
@@ -36,12 +43,14 @@ from alertprod.apdb._layout import (
     cap_rows_per_item,
     history_entries,
     ids_or_zero,
+    new_object_chunks,
     pack_groups,
 )
 from alertprod.apdb.dynamodb import _keys as keys
 from alertprod.apdb.dynamodb._calls import (
     TransactionCancelledError,
     batch_get,
+    batch_write,
     num,
     transact_write,
 )
@@ -54,7 +63,13 @@ from alertprod.apdb.dynamodb._history import (
     set_op,
 )
 from alertprod.apdb.interface import PREV_VALIDITY_COLUMN, CcdWrites, StoreStats
-from alertprod.errors import CatalogError, ConflictError, StorageError
+from alertprod.errors import (
+    CatalogError,
+    ConflictError,
+    LeaseLostError,
+    StalePlanError,
+    StorageError,
+)
 from alertprod.pixelization import pixel_of
 
 __all__ = ["store_ccd", "ccd_tag", "pack_new_object", "unpack_new_object"]
@@ -68,7 +83,7 @@ def ccd_tag(visit: int, detector: int) -> str:
 
 
 def pack_new_object(ra_deg: float, dec_deg: float, mjd_tai: float) -> bytes:
-    """24-byte entry of a new DiaObject in a per-night item."""
+    """24-byte entry of a new DiaObject in a per-night shard item (the former layout)."""
     return _NEW.pack(ra_deg, dec_deg, mjd_tai)
 
 
@@ -189,11 +204,9 @@ def _plan_objects(table: str, writes: CcdWrites, tag: str) -> tuple[dict[int, _G
                 "ExpressionAttributeValues": {":t": num(t)}}}
         if np.isnan(pv):
             g.add_ids[int(p)] = {oid}
-            day = int(np.floor(t))
-            g.set_attr(keys.new_objects(day, oid % keys.NEW_OBJECT_SHARDS), keys.new_object_attr(oid),
-                       pack_new_object(float(ra), float(dec), t))
         groups[oid] = g
-        meta[oid] = {"prev": float(pv), "pix": int(p), "t": float(t)}
+        meta[oid] = {"prev": float(pv), "pix": int(p), "t": float(t), "ra": float(ra),
+                     "dec": float(dec)}
     return groups, meta
 
 
@@ -260,8 +273,9 @@ def _classify(client: Any, table: str, groups: dict[int, _Group], meta: dict, ta
         ours = {int(i["pk"]["S"][4:]) for i in found if i["ccd"]["S"] == tag}
         lost = sorted(set(suspicious) - ours)
         if lost:
-            raise ConflictError(f"writes: DiaObjects {lost[:10]} changed since they were read "
-                                f"(expected previous versions differ)")
+            error = StalePlanError if not done and not ours else ConflictError
+            raise error(f"writes: DiaObjects {lost[:10]} changed since they were read "
+                        f"(expected previous versions differ)")
         done |= ours
     return done, old_pix
 
@@ -272,7 +286,7 @@ def store_ccd(client: Any, table: str, writes: CcdWrites, fence: list[dict],
     t = float(writes.visit_time_mjd_tai)
     if not np.isfinite(t):
         raise CatalogError(f"writes.visit_time_mjd_tai: must be finite, got {t}")
-    tag = ccd_tag(writes.visit, writes.detector)
+    tag = writes.writer or ccd_tag(writes.visit, writes.detector)
     groups, meta = _plan_objects(table, writes, tag)
     extra: dict[tuple[str, int, int, int], _Group] = {}
     stats.sources_written += _add_history(groups, extra, writes.dia_sources, "DiaSource",
@@ -298,6 +312,17 @@ def store_ccd(client: Any, table: str, writes: CcdWrites, fence: list[dict],
     budget = MAX_TRANSACT_ITEMS - len(fence)
     for batch in _pack(_split_full(pending), budget):
         _commit(client, table, batch, fence, tag, t, stats, budget)
+    _index_new_objects(client, table, writes, meta)
+
+
+def _index_new_objects(client: Any, table: str, writes: CcdWrites, meta: dict) -> None:
+    """Write the CCD's new-object index items (see the module notes): after its transactions,
+    outside them, idempotently."""
+    rows = [(oid, m["ra"], m["dec"], m["t"]) for oid, m in meta.items() if np.isnan(m["prev"])]
+    puts = [{**keys.new_objects_of_ccd(day, writes.visit, writes.detector, k), "objs": {"B": blob}}
+            for day, blobs in new_object_chunks(rows).items() for k, blob in enumerate(blobs)]
+    if puts:
+        batch_write(client, table, puts=puts)
 
 
 def _pack(groups: list[_Group], budget: int) -> list[list[_Group]]:
@@ -315,7 +340,9 @@ def _commit(client: Any, table: str, batch: list[_Group], fence: list[dict], tag
         except TransactionCancelledError as exc:
             outcome = _cancellation(exc.reasons, ops, len(fence), tag)
             if outcome is None:
-                raise ConflictError(f"store_ccd: {exc}") from exc
+                fenced = any(r.get("Code") == "ConditionalCheckFailed"
+                             for r in exc.reasons[:len(fence)])
+                raise (LeaseLostError if fenced else ConflictError)(f"store_ccd: {exc}") from exc
             finished, full = outcome
             stats.objects_already_done += len(finished)
             batch = [g for g in batch if g.oid not in finished]

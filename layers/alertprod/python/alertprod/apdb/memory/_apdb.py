@@ -28,7 +28,6 @@ from alertprod.apdb._archiveindex import (
 from alertprod.apdb._codec import pack_rows, unpack_rows
 from alertprod.apdb._layout import (
     INDEX_ORDER,
-    NEW_OBJECT_SHARDS,
     ORBIT_CHUNK_BYTES,
     as_ids,
     check_unit_key,
@@ -42,7 +41,13 @@ from alertprod.apdb._layout import (
 )
 from alertprod.apdb._ssobs import apply_observations, observation_entries
 from alertprod.apdb.export import sort_export
-from alertprod.apdb.interface import Apdb, PrecoveryRun, StorageMetrics, check_night_mjd
+from alertprod.apdb.interface import (
+    Apdb,
+    PrecoveryRun,
+    StorageMetrics,
+    check_night_mjd,
+    check_run_id,
+)
 from alertprod.apdb.memory._ccd import CcdWriter
 from alertprod.apdb.memory._state import QUERY_PAGE_BYTES, MemoryStore, Run
 from alertprod.errors import NotFoundError
@@ -99,12 +104,29 @@ class MemoryApdb(CcdWriter, Apdb):
         if not mjd_end >= mjd_start:
             raise ValueError(f"mjd_end: must be >= mjd_start ({mjd_start}), got {mjd_end}")
         days = range(math.floor(mjd_start), math.floor(mjd_end) + 1)
-        self._requests("batch_get_item", len(days) * NEW_OBJECT_SHARDS)
+        with self.store.lock:  # one Query per day and per MB of its items (32 B an object)
+            sizes = [32 * len(self.store.new_objects.get(d, {})) for d in days]
+        for n_bytes in sizes:
+            for _ in range(max(1, math.ceil(n_bytes / QUERY_PAGE_BYTES))):
+                self._request("query")
         with self.store.lock:
             rows = [(oid, ra, dec, t) for d in days
                     for oid, (ra, dec, t) in self.store.new_objects.get(d, {}).items()
                     if mjd_start <= t < mjd_end]
         return new_objects_table(rows)
+
+    def claim_new_dia_objects(self, run_id: str, mjd_start: float, mjd_end: float) -> Table:
+        check_run_id(run_id)
+        with self.store.lock:  # the read and the claims at once (DynamoDB: query, then marks)
+            new = self.new_dia_objects(mjd_start, mjd_end)
+            claims = self.store.new_object_claims
+            ids = [int(i) for i in new["diaObjectId"]]
+            mine = np.asarray([claims.get(i, run_id) == run_id for i in ids], bool)
+            fresh = [i for i, m in zip(ids, mine, strict=True) if m and i not in claims]
+            for _ in range(0, len(fresh), 25):
+                self._request("batch_write_item")
+            claims.update((i, run_id) for i in fresh)
+        return new[mine] if len(new) else new
 
     # -- history ------------------------------------------------------------------------------
     def _history(self, object_ids, visit_time_mjd_tai: float, months: int,

@@ -2,7 +2,7 @@
 
 Each new DiaObject version is one *group* of the items DynamoDB would change together: its
 Last record, the new version, the closing of the version it replaces, its history rows, and
-(for a new or moved object) its pixel-index and new-object entries. Groups are packed into
+(for a new or moved object) its pixel-index entry. Groups are packed into
 transactions of at most 100 items, the lease's fence checks included, by the DynamoDB
 planner's own packing, so the memory backend sends, and is charged for, the same requests.
 Each transaction checks every condition under the store's lock and applies all of it or
@@ -18,6 +18,8 @@ nothing:
   and re-sent, as on DynamoDB. Every item written is checked against the 400 KB limit.
 
 A retried CCD pre-reads the Last records and skips what it already committed, as on DynamoDB.
+The CCD's new objects are indexed after its transactions, in per-CCD items of their own
+(one BatchWriteItem per 25 items), as on DynamoDB.
 """
 
 from __future__ import annotations
@@ -33,16 +35,16 @@ from alertprod.apdb._codec import pack_rows
 from alertprod.apdb._layout import (
     HISTORY_HEAD_BYTES,
     HISTORY_ROWS_PER_WRITE,
-    NEW_OBJECT_SHARDS,
     cap_rows_per_item,
     history_entries,
     ids_or_zero,
+    new_object_chunks,
     pack_groups,
 )
 from alertprod.apdb.coordination import Lease
 from alertprod.apdb.interface import PREV_VALIDITY_COLUMN, CcdWrites, StoreStats
 from alertprod.apdb.memory._state import REQUEST_LIMITS, Last, MemoryBackend, Version
-from alertprod.errors import CatalogError, ConflictError
+from alertprod.errors import CatalogError, ConflictError, LeaseLostError, StalePlanError
 from alertprod.pixelization import pixel_of
 
 __all__ = ["CcdWriter", "Group", "NewVersion"]
@@ -115,8 +117,6 @@ class Group:
             keys |= {("OBJ", v.oid, "LAST"), ("OBJ", v.oid, v.start)}
             if v.closes:
                 keys.add(("OBJ", v.oid, v.prev))
-            if v.is_new:
-                keys.add(("NEWOBJ", math.floor(v.start), v.oid % NEW_OBJECT_SHARDS))
         if self.add_pixel is not None:
             keys.add(("PIX", self.add_pixel))
         return keys
@@ -193,7 +193,7 @@ class CcdWriter(MemoryBackend):
         t = float(writes.visit_time_mjd_tai)
         if not np.isfinite(t):
             raise CatalogError(f"writes.visit_time_mjd_tai: must be finite, got {t}")
-        tag = f"{int(writes.visit)}/{int(writes.detector)}"
+        tag = writes.writer_tag
         groups = _plan_objects(writes)
         extra: dict[tuple[Owner, int, int], Group] = {}
         stats.sources_written += _plan_rows(groups, extra, writes.dia_sources, "DiaSource", "s")
@@ -211,6 +211,20 @@ class CcdWriter(MemoryBackend):
         budget = REQUEST_LIMITS["transact_write_items"] - n_fence
         for batch in self._transactions(_split_full(pending), budget):
             self._commit(batch, lease, tag, stats)
+        self._index_new_objects(groups)
+
+    def _index_new_objects(self, groups: dict[int, Group]) -> None:
+        """The CCD's new objects into the day's index: after the transactions, idempotently."""
+        news = [g.version for g in groups.values() if g.version is not None and g.version.is_new]
+        chunks = new_object_chunks([(v.oid, v.ra, v.dec, v.start) for v in news])
+        n_items = sum(len(blobs) for blobs in chunks.values())
+        if not n_items:
+            return
+        self._requests("batch_write_item", n_items)
+        with self.store.lock:
+            for v in news:
+                day = self.store.new_objects.setdefault(math.floor(v.start), {})
+                day[v.oid] = (v.ra, v.dec, v.start)
 
     def _transactions(self, groups: list[Group], budget: int) -> list[list[Group]]:
         """Groups packed greedily into transactions of at most ``budget`` items, and at most
@@ -245,8 +259,9 @@ class CcdWriter(MemoryBackend):
             ours = {oid for oid, ver in found.items() if ver is not None and ver.ccd == tag}
             lost = sorted(set(suspicious) - ours)
             if lost:
-                raise ConflictError(f"writes: DiaObjects {lost[:10]} changed since they were "
-                                    f"read (expected previous versions differ)")
+                error = StalePlanError if not done and not ours else ConflictError
+                raise error(f"writes: DiaObjects {lost[:10]} changed since they were "
+                            f"read (expected previous versions differ)")
             done |= ours
         return done
 
@@ -290,7 +305,8 @@ class CcdWriter(MemoryBackend):
                 if not failed and not finished and not full:
                     self._apply(batch, tag)
             if failed:
-                raise ConflictError(f"store_ccd: transaction cancelled: {'; '.join(failed[:5])}")
+                error = LeaseLostError if not self._fence_holds(lease) else ConflictError
+                raise error(f"store_ccd: transaction cancelled: {'; '.join(failed[:5])}")
             if full:  # re-send with those items' rows in their hour parts
                 batch = [g for g in batch if g.oid not in finished]
                 stats.objects_already_done += len(finished)
@@ -352,9 +368,6 @@ class CcdWriter(MemoryBackend):
                 if v.closes:
                     versions[v.prev] = replace(versions[v.prev], end=v.start)
                 versions[v.start] = Version(v.row, tag)
-                if v.is_new:
-                    day = store.new_objects.setdefault(math.floor(v.start), {})
-                    day[v.oid] = (v.ra, v.dec, v.start)
             if g.add_pixel is not None:
                 store.pixels.setdefault(g.add_pixel, set()).add(g.oid)
             self._apply_rows(g)

@@ -66,6 +66,30 @@ class MemoryCcdLedger(MemoryBackend, CcdLedger):
             merged.update(encoded)
             self.store.ccds[key] = CcdRecord(state, now, tuple(sorted(merged.items())))
 
+    def reopen_ccd_record(self, visit: int, detector: int, *, catalog_sha256: str,
+                          **fields: Any) -> None:
+        if not isinstance(catalog_sha256, str) or not catalog_sha256:
+            raise ValueError(f"catalog_sha256: expected a non-empty string, got {catalog_sha256!r}")
+        sha = json.dumps(catalog_sha256)
+        encoded = {name: json.dumps(value) for name, value in sorted(fields.items())}
+        self._request("update_item")  # one conditional update, as on DynamoDB
+        key = (int(visit), int(detector))
+        with self.store.lock:
+            current = self.store.ccds.get(key)
+            merged = dict(current.fields) if current is not None else {}
+            if current is not None and current.state is CcdState.STARTED \
+                    and merged.get("reopenedFrom") == sha:
+                return  # already reopened from this catalog
+            if current is None or current.state is not CcdState.DONE \
+                    or merged.get("catalogSha256") != sha:
+                state = "absent" if current is None else current.state.value
+                raise ConflictError(f"reopen: CCD {visit}/{detector} is not done from catalog "
+                                    f"{catalog_sha256[:12]}… (state {state})")
+            merged.pop("catalogSha256", None)
+            merged.update(encoded, reopenedFrom=sha)
+            self.store.ccds[key] = CcdRecord(CcdState.STARTED, self._clock(),
+                                             tuple(sorted(merged.items())))
+
     @staticmethod
     def _may_move(current: CcdState, state: CcdState) -> bool:
         """Whether a record may move from ``current`` to ``state`` (forward or stay)."""

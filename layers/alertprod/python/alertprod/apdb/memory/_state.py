@@ -154,6 +154,7 @@ class MemoryStore:
         self.versions: dict[int, dict[float, Version]] = {}
         self.pixels: dict[int, set[int]] = {}
         self.new_objects: dict[int, dict[int, tuple[float, float, float]]] = {}
+        self.new_object_claims: dict[int, str] = {}  # diaObjectId -> precovery run id
         self.history: dict[tuple[str, int], dict[tuple[int, str, int], bytes]] = {}
         self.history_bytes: dict[tuple[tuple[str, int], int], int] = {}
         self.history_parts: dict[tuple[tuple[str, int], int], set[int]] = {}

@@ -12,6 +12,13 @@ pk                          sk                     item
 ``CNT#{filter_id}``         ``D#{YYYY-MM-DD}``     the day's counters (atomic ADD)
 ``DLV#{filter_id}``         ``D#{delivery_id}``    a delivery record (held matches included);
                                                    expires ``delivery_ttl_days`` after creation
+``WL#{user_id}``            ``N#{name}``           a watchlist's record (entries in S3)
+``PRE#{filter_id}``         ``D#{YYYY-MM-DD}``     the day's admitted precovery orders: a
+                                                   number set of alert ids, capped atomically
+``PORD#{filter_id}``        ``A#{alert_id}``       a precovery order (job id), kept as long as
+                                                   delivery records
+``RELAY#{broker}``          ``A#{alert_id}``       an alert a public broker accepted (expires
+                                                   after ``RELAY_TTL_DAYS``)
 ==========================  =====================  =========================================
 
 All filters share the partition ``FILTERS``, which the service reads once per batch (and
@@ -35,39 +42,25 @@ from alertprod.distribution.records import (
     Notice,
     TokenRecord,
 )
+from alertprod.distribution.store._dynamodb_side import (
+    _MAX_BATCH_GET,
+    COUNTER_TTL_DAYS,
+    DELIVERY_TTL_DAYS,
+    RELAY_TTL_DAYS,
+    DynamoSideRecords,
+    _code,
+    _n,
+    _num,
+    _s,
+)
 from alertprod.distribution.store.interface import MAX_NOTICES, ServiceStore
 from alertprod.errors import ConflictError, NotFoundError, StorageError
 
-__all__ = ["DynamoServiceStore", "DELIVERY_TTL_DAYS", "COUNTER_TTL_DAYS"]
+__all__ = ["DynamoServiceStore", "DELIVERY_TTL_DAYS", "COUNTER_TTL_DAYS", "RELAY_TTL_DAYS"]
 
-#: Delivery records (and so redelivery) are kept this long, days.
-DELIVERY_TTL_DAYS = 30
-#: Per-day counters are kept this long, days.
-COUNTER_TTL_DAYS = 400
-
-_MAX_BATCH_GET = 100
 _SERVICE_OWNED = ("held_pending", "notices", "expiry_warned")
 
-
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code", "")
-
-
-def _s(v: str) -> dict[str, str]:
-    return {"S": v}
-
-
-def _n(v: float) -> dict[str, str]:
-    return {"N": str(int(v)) if float(v).is_integer() else repr(float(v))}
-
-
-def _num(attr: Mapping[str, str]) -> float:
-    text = attr["N"]
-    return float(text) if any(c in text for c in ".eE") else int(text)
-
-
-class DynamoServiceStore(ServiceStore):
+class DynamoServiceStore(DynamoSideRecords, ServiceStore):
     """:class:`ServiceStore` on one DynamoDB table.
 
     Parameters

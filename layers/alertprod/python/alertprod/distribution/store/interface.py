@@ -16,20 +16,26 @@ Guarantees every backend gives:
 - :meth:`ServiceStore.update_filter` is conditional on the version the caller read
   (``expected_updated_unix``): a lost race raises :class:`~alertprod.errors.ConflictError`;
 - :meth:`ServiceStore.add_counts` adds atomically (concurrent batches never lose a count);
-- :meth:`ServiceStore.deliveries_since` returns records in ``created_unix`` order.
+- :meth:`ServiceStore.deliveries_since` returns records in ``created_unix`` order;
+- :meth:`ServiceStore.admit_precovery` admits an alert at most ``cap`` times per filter and day,
+  atomically, and admitting the same alert again is admitted again without counting twice;
+- :meth:`ServiceStore.claim_precovery_order` is a put-if-absent, as ``claim_delivery``;
+- watchlists are keyed by (user, name): one user never reads another's.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from alertprod.distribution.records import (
     DeliveryRecord,
     FilterRecord,
     FilterVersion,
     Notice,
+    PrecoveryOrder,
     TokenRecord,
+    WatchlistRecord,
 )
 
 __all__ = ["ServiceStore", "MAX_NOTICES", "MAX_TRANSPORTS"]
@@ -129,3 +135,49 @@ class ServiceStore(ABC):
     def deliveries_since(self, filter_id: str, since_unix: float, *, state: str | None = None,
                          limit: int | None = None) -> list[DeliveryRecord]:
         """The filter's delivery records created at or after ``since_unix``, oldest first."""
+
+    # -- watchlists -----------------------------------------------------------------------
+    @abstractmethod
+    def put_watchlist(self, record: WatchlistRecord) -> None:
+        """Store (or replace) the user's watchlist of that name."""
+
+    @abstractmethod
+    def get_watchlist(self, user_id: str, name: str) -> WatchlistRecord | None:
+        """The user's watchlist of that name, or None."""
+
+    @abstractmethod
+    def list_watchlists(self, user_id: str) -> list[WatchlistRecord]:
+        """The user's watchlists, by name."""
+
+    @abstractmethod
+    def delete_watchlist(self, user_id: str, name: str) -> None:
+        """Forget the user's watchlist of that name (nothing when there is none)."""
+
+    # -- precovery ordered by filters -----------------------------------------------------
+    @abstractmethod
+    def admit_precovery(self, filter_id: str, day: str, alert_id: int, cap: int) -> bool:
+        """Admit ``alert_id`` to the filter's precovery orders of ``day`` unless ``cap`` are admitted.
+
+        Atomic; an alert admitted before is admitted again (and counted once).
+        """
+
+    @abstractmethod
+    def claim_precovery_order(self, order: PrecoveryOrder) -> tuple[PrecoveryOrder, bool]:
+        """Put the order unless one exists for (filter, alert); returns (stored order, created)."""
+
+    @abstractmethod
+    def update_precovery_order(self, order: PrecoveryOrder) -> None:
+        """Overwrite the order of (filter, alert)."""
+
+    @abstractmethod
+    def get_precovery_order(self, filter_id: str, alert_id: int) -> PrecoveryOrder | None:
+        """The order of (filter, alert), or None."""
+
+    # -- the stream relay to public VOEvent brokers --------------------------------------
+    @abstractmethod
+    def relayed(self, broker: str, alert_ids: Sequence[int]) -> set[int]:
+        """Which of ``alert_ids`` the broker has already accepted."""
+
+    @abstractmethod
+    def mark_relayed(self, broker: str, alert_ids: Sequence[int], now_unix: float) -> None:
+        """Record that the broker accepted ``alert_ids`` (idempotent)."""

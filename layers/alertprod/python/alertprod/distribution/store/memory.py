@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from alertprod.distribution.records import (
     DeliveryRecord,
     FilterRecord,
     FilterVersion,
     Notice,
+    PrecoveryOrder,
     TokenRecord,
+    WatchlistRecord,
 )
 from alertprod.distribution.store.interface import MAX_NOTICES, ServiceStore
 from alertprod.errors import ConflictError, NotFoundError
@@ -28,6 +30,10 @@ class MemoryServiceStore(ServiceStore):
         self._versions: dict[str, list[FilterVersion]] = {}
         self._counts: dict[tuple[str, str], dict[str, float]] = {}
         self._deliveries: dict[str, dict[str, DeliveryRecord]] = {}
+        self._watchlists: dict[tuple[str, str], WatchlistRecord] = {}
+        self._admitted: dict[tuple[str, str], set[int]] = {}
+        self._orders: dict[tuple[str, int], PrecoveryOrder] = {}
+        self._relayed: dict[str, set[int]] = {}
 
     def put_token(self, token: TokenRecord) -> None:
         with self._lock:
@@ -147,6 +153,57 @@ class MemoryServiceStore(ServiceStore):
                    if r.created_unix >= since_unix and (state is None or r.state == state)]
         out.sort(key=lambda r: (r.created_unix, r.delivery_id))
         return out if limit is None else out[:limit]
+
+    def put_watchlist(self, record: WatchlistRecord) -> None:
+        with self._lock:
+            self._watchlists[(record.user_id, record.name)] = record
+
+    def get_watchlist(self, user_id: str, name: str) -> WatchlistRecord | None:
+        with self._lock:
+            return self._watchlists.get((user_id, name))
+
+    def list_watchlists(self, user_id: str) -> list[WatchlistRecord]:
+        with self._lock:
+            return sorted((w for (u, _), w in self._watchlists.items() if u == user_id), key=lambda w: w.name)
+
+    def delete_watchlist(self, user_id: str, name: str) -> None:
+        with self._lock:
+            self._watchlists.pop((user_id, name), None)
+
+    def admit_precovery(self, filter_id: str, day: str, alert_id: int, cap: int) -> bool:
+        with self._lock:
+            ids = self._admitted.setdefault((filter_id, day), set())
+            if int(alert_id) in ids:
+                return True
+            if len(ids) >= cap:
+                return False
+            ids.add(int(alert_id))
+            return True
+
+    def claim_precovery_order(self, order: PrecoveryOrder) -> tuple[PrecoveryOrder, bool]:
+        with self._lock:
+            key = (order.filter_id, int(order.alert_id))
+            if key in self._orders:
+                return self._orders[key], False
+            self._orders[key] = order
+            return order, True
+
+    def update_precovery_order(self, order: PrecoveryOrder) -> None:
+        with self._lock:
+            self._orders[(order.filter_id, int(order.alert_id))] = order
+
+    def get_precovery_order(self, filter_id: str, alert_id: int) -> PrecoveryOrder | None:
+        with self._lock:
+            return self._orders.get((filter_id, int(alert_id)))
+
+    def relayed(self, broker: str, alert_ids: Sequence[int]) -> set[int]:
+        with self._lock:
+            known = self._relayed.get(broker, set())
+            return {int(a) for a in alert_ids if int(a) in known}
+
+    def mark_relayed(self, broker: str, alert_ids: Sequence[int], now_unix: float) -> None:
+        with self._lock:
+            self._relayed.setdefault(broker, set()).update(int(a) for a in alert_ids)
 
 
 def _version_of(record: FilterRecord) -> FilterVersion:

@@ -50,6 +50,9 @@ UNEXERCISED_OK: dict[tuple[str, str], str] = {
         "a retried CCD replays its staged plan from staging/ (the reliability tests)",
     ("FilterServiceFunction", "S3ReadPolicy:AlertBucket"):
         "claim-checked alerts, too big for an SNS message, are read from the alert bucket",
+    ("FilterServiceFunction", "SQSSendMessagePolicy:PrecoveryJobQueue"):
+        "precovery ordered by a filter that asks for it (tests/unit/distribution, the stack's "
+        "filter-ordered precovery test); the demo's filters do not",
     ("FilterServiceFunction", "SQSSendMessagePolicy:DeliveryDLQ"):
         "a webhook that keeps failing is dead-lettered (tests/integration/test_distribution_stack.py)",
     ("ApiFunction", "SQSSendMessagePolicy:DeliveryDLQ"):

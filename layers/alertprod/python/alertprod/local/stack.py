@@ -31,6 +31,7 @@ from alertprod.local.lifecycle import expire_objects
 from alertprod.local.resources import CREATION_ORDER, create_resource, resource_attributes
 from alertprod.local.schedule import Schedule, parse_schedule, scheduled_event
 from alertprod.local.template import Resolver, find_template, load_template
+from alertprod.times import SURVEY_CLOCK_OFFSET_ENV
 
 __all__ = ["EmbeddedStack", "ScheduleSource", "ACCOUNT_ID"]
 
@@ -96,7 +97,7 @@ class EmbeddedStack:
         self.retry_delay_s = int(retry_delay_s)
         self.isolate = bool(isolate)
         self._parameter_overrides = dict(parameter_overrides or {})
-        self._clock_offset = (clock_start - datetime.now(UTC)) if clock_start else timedelta(0)
+        self._offset = (clock_start - datetime.now(UTC)) if clock_start else timedelta(0)
         self._server: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._attrs: dict[str, dict[str, str]] = {}
@@ -126,7 +127,8 @@ class EmbeddedStack:
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         env = {**_FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint_url,
-               "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region}
+               "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region,
+               SURVEY_CLOCK_OFFSET_ENV: repr(self._offset.total_seconds())}
         self._saved_env = {k: os.environ.get(k) for k in [*env, "AWS_PROFILE"]}
         os.environ.pop("AWS_PROFILE", None)
         os.environ.update(env)
@@ -311,6 +313,17 @@ class EmbeddedStack:
         return self.lambdas
 
     # ------------------------------------------------------------------ clock, schedules, lifecycle
+    @property
+    def _clock_offset(self) -> timedelta:
+        return self._offset
+
+    @_clock_offset.setter
+    def _clock_offset(self, value: timedelta) -> None:
+        # the functions' survey clock follows the stack's (alertprod.times.survey_clock_offset_s)
+        self._offset = value
+        if self._server is not None:
+            os.environ[SURVEY_CLOCK_OFFSET_ENV] = repr(value.total_seconds())
+
     @property
     def clock(self) -> datetime:
         """The stack's current time (aware, UTC)."""

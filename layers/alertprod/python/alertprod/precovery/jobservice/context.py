@@ -24,6 +24,7 @@ from alertprod.precovery.jobservice.config import JobServiceSettings
 from alertprod.precovery.jobservice.messages import Queue
 from alertprod.precovery.jobservice.records import JobRecord
 from alertprod.precovery.jobservice.store import JobStore
+from alertprod.times import survey_clock_offset_s
 
 __all__ = ["INLINE_TARGET_BYTES", "JobContext", "data_release_index", "job_prefix", "load_target", "part_key", "stamps_key", "target_key",
            "unit_list_key", "update_job"]
@@ -108,8 +109,11 @@ class JobContext:
         return datetime.fromtimestamp(self.clock(), UTC)
 
     def now_mjd_tai(self) -> float:
-        """Now, TAI MJD."""
-        return float(Time(self.clock(), format="unix", scale="utc").tai.mjd)
+        """Now on the survey's clock, TAI MJD: what a job's images are planned against (which
+        cached differences still exist, the default end of its time range). The same as the
+        service clock on AWS; the embedded stack serving a replayed survey runs it at the
+        survey's dates (:func:`alertprod.times.survey_clock_offset_s`)."""
+        return float(Time(self.clock() + survey_clock_offset_s(), format="unix", scale="utc").tai.mjd)
 
 
 def load_target(ctx: JobContext, record: JobRecord) -> Any:

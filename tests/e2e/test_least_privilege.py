@@ -59,9 +59,9 @@ UNEXERCISED_OK: dict[tuple[str, str], str] = {
         "a redelivery to a failing webhook is dead-lettered, as the filter service's",
     ("PrecoveryJobsFunction", "Statement:ses:SendEmail"):
         "a precovery job's completion e-mail, sent when the job asked for one (notify.email)",
-    ("PrecoveryUnitFunction", "S3ReadPolicy:ImageBucket"):
-        "a unit measured on a cached difference image (this night's job was planned on the "
-        "archive; tests/integration/test_precovery_service_stack.py measures cached and archived epochs)",
+    ("PrecoveryUnitFunction", "S3ReadPolicy:ArchiveBucket"):
+        "a unit re-created from the archive (this night's job is measured on the cached "
+        "difference; tests/integration/test_precovery_service_stack.py measures both)",
     ("ApiFunction", "DynamoDBReadPolicy:Level1Table"):
         "units done of an EXECUTING precovery job, from the fan-in's run record (a job read "
         "while it runs: tests/integration/test_precovery_service_stack.py)",

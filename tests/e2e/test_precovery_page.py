@@ -148,13 +148,24 @@ def forms(survey, tmp_path: Path) -> dict:
             page.fill(f"input[name={name}]", f"{float(hpm[name]):.7f}")
         page.fill("input[name=epoch]", f"{Time(hpm['ref_epoch_mjd'], format='mjd', scale='tdb').jyear:.6f}")
 
+    # an asteroid's images are found by integrating its orbit over the time range: a person
+    # asks for the survey's span, not the default thirty years
+    mjd = Table.read(survey / "truth" / "lightcurves.fits")["mjd"]
+    span = (float(np.min(mjd)) - 1.0, float(np.max(mjd)) + 1.0)
+
+    def survey_span(page):
+        page.fill("input[name=mjd_min]", f"{span[0]:.3f}")
+        page.fill("input[name=mjd_max]", f"{span[1]:.3f}")
+
     def orbit_designation(page):
         kind(page, "orbit")
+        survey_span(page)
         page.check("input[name=orbit_by][value=designation]")
         page.fill("input[name=designation]", str(asteroids[0]["designation"]))
 
     def orbit_mpcorb(page):
         kind(page, "orbit")
+        survey_span(page)
         page.check("input[name=orbit_by][value=mpcorb]")
         page.fill("textarea[name=mpcorb]", mpcorb)
 
@@ -369,7 +380,5 @@ def test_asteroid_by_mpcorb_line_submitted_from_the_form_completes(session, surv
     assert target["kind"] == "orbit" and "designation" not in target
 
 
-@pytest.mark.xfail(reason="the job service has no orbit-catalog lookup yet (docs/precovery-service.md, "
-                          "known limits): a designation is refused with a 400", strict=False)
 def test_asteroid_by_designation_submitted_from_the_form_completes(session, survey, tmp_path):
     submit_and_complete(session, survey, tmp_path, "orbit_designation")

@@ -154,6 +154,7 @@ def forms(survey, tmp_path: Path) -> dict:
     span = (float(np.min(mjd)) - 1.0, float(np.max(mjd)) + 1.0)
 
     def survey_span(page):
+        page.evaluate("document.querySelector('details.options').open = true")
         page.fill("input[name=mjd_min]", f"{span[0]:.3f}")
         page.fill("input[name=mjd_max]", f"{span[1]:.3f}")
 

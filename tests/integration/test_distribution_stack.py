@@ -43,7 +43,8 @@ def _load(name: str):
 @pytest.fixture(scope="module")
 def stack():
     restore = ("SERVICE_TABLE", "ALERT_BUCKET", "DELIVERY_DLQ_URL", "ALERTPROD_EMAIL_SENDER",
-               "ALERTPROD_WEBHOOK_ALLOW_PRIVATE", "ALERTPROD_WEBHOOK_REQUIRE_HTTPS")
+               "ALERTPROD_WEBHOOK_ALLOW_PRIVATE", "ALERTPROD_WEBHOOK_REQUIRE_HTTPS", "PRECOVERY_JOB_BUCKET",
+               "LEVEL1_TABLE", "PRECOVERY_JOB_QUEUE_URL", "PRECOVERY_TICK_QUEUE_URL", "PRECOVERY_UNIT_QUEUE_URL")
     good, bad = WebhookReceiver(), WebhookReceiver("fail")
     with moto_environment(restore=restore), contextlib.ExitStack() as cleanup:
         cleanup.callback(bad.close)
@@ -62,6 +63,13 @@ def stack():
         os.environ.update({"SERVICE_TABLE": table, "ALERT_BUCKET": ALERTS, "DELIVERY_DLQ_URL": dlq.queue_url,
                            "ALERTPROD_EMAIL_SENDER": SENDER, "ALERTPROD_WEBHOOK_ALLOW_PRIVATE": "1",
                            "ALERTPROD_WEBHOOK_REQUIRE_HTTPS": "0"})
+        # the API function also serves the precovery service: its names, as the template sets them
+        c["s3"].create_bucket(Bucket="precovery-jobs")
+        os.environ.update({"PRECOVERY_JOB_BUCKET": "precovery-jobs", "LEVEL1_TABLE": "level1",
+                           **{var: SqsQueue.create(c["sqs"], name).queue_url for var, name in (
+                               ("PRECOVERY_JOB_QUEUE_URL", "precovery-jobs"),
+                               ("PRECOVERY_TICK_QUEUE_URL", "precovery-ticks"),
+                               ("PRECOVERY_UNIT_QUEUE_URL", "precovery-units"))}})
         handlers = {n: _load(n) for n in ("api_authorizer", "api", "filter_service")}
         object.__setattr__(handlers["filter_service"].parts.settings.webhook, "backoff_s", 0.01)
         store = DynamoServiceStore(c["dynamodb"], table)

@@ -37,6 +37,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 #: Share of TransactWriteItems calls cancelled by a TransactionConflict (docs/reliability.md
 #: "Contention": what DynamoDB would report for this layout is far lower; 5 % bounds it).
 CONFLICT_RATE = 0.05
+#: Seconds before a failed CCD's message is received again (SQS's visibility timeout, scaled).
+VISIBILITY_DELAY_S = 2.0
 N_DETECTORS, N_VISITS, WORKERS, MAX_RECEIVES = 4, int(os.environ.get("ALERTPROD_LOAD_VISITS", 3)), 4, 3
 
 
@@ -69,6 +71,9 @@ def _load(stack, uploads, rules) -> dict:
             try:
                 handle_upload(services, stack.resources.upload_bucket, key, pipeline=pipelines.p)
             except Exception:  # noqa: BLE001 - a failed receive: the message comes back
+                # ... after its visibility timeout (scaled down): not at once, while the
+                # neighbour whose lease it ran into still holds it
+                time.sleep(VISIBILITY_DELAY_S * attempt)
                 continue
             latency[key], receives[key] = time.perf_counter() - start, attempt
             return

@@ -138,11 +138,13 @@ def test_isolated_function_runs_in_its_own_process_within_its_limits(code_dir):
 
 
 def test_isolated_function_over_its_memory_fails_and_the_next_starts_cold(code_dir):
-    fn = _fn(code_dir, "allocate", memory_mb=256, timeout_s=30)
+    # 512 MB: room for the worker's baseline (numpy, astropy, the package) however warm the
+    # parent process is
+    fn = _fn(code_dir, "allocate", memory_mb=512, timeout_s=30)
     service = _service(fn, isolate=True)
     try:
         with pytest.raises(FunctionError, match="OutOfMemory"):
-            service.invoke("allocate", {"mb": 256 + MEMORY_HEADROOM_MB + 256})
+            service.invoke("allocate", {"mb": 512 + MEMORY_HEADROOM_MB + 256})
         after = service.invoke("allocate", {"mb": 16})  # a new worker: the sandbox was reset
     finally:
         service.close()
@@ -152,16 +154,16 @@ def test_isolated_function_over_its_memory_fails_and_the_next_starts_cold(code_d
 
 def test_isolated_function_that_catches_its_memory_error_still_fails(code_dir):
     # peak resident memory past MemorySize fails the invocation, as Lambda's limit does
-    service = _service(_fn(code_dir, "allocate_caught", memory_mb=256, timeout_s=30), isolate=True)
+    service = _service(_fn(code_dir, "allocate_caught", memory_mb=512, timeout_s=30), isolate=True)
     try:
         with pytest.raises(FunctionError, match="OutOfMemory"):
-            service.invoke("allocate_caught", {"mb": 300})
+            service.invoke("allocate_caught", {"mb": 600})
     finally:
         service.close()
 
 
 def test_isolated_function_over_its_timeout_is_killed_even_inside_a_c_call(code_dir):
-    service = _service(_fn(code_dir, "sleep_in_c", timeout_s=1.0), isolate=True)
+    service = _service(_fn(code_dir, "sleep_in_c", timeout_s=1.0, memory_mb=512), isolate=True)
     try:
         assert service.invoke("sleep_in_c", {"seconds": 0}) == "woke"
         t0 = time.perf_counter()

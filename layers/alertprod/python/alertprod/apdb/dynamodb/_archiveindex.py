@@ -10,7 +10,7 @@ night (beyond 3,400 images of a cell in a day) spills to continuation parts (``_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from alertprod.apdb._archiveindex import (
     check_pixels,
 )
 from alertprod.apdb.dynamodb import _keys as keys
+from alertprod.apdb.dynamodb._calls import query_pages
 from alertprod.apdb.dynamodb._spill import write_entry
 from alertprod.pixelization import pixels_covering
 
@@ -59,14 +60,8 @@ def find_archived_exposures(client: Any, table: str, pixels: Sequence[int] | np.
     return archive_table(attrs, float(mjd_start), float(mjd_end))
 
 
-def _query_between(client: Any, table: str, pk: str, lo: str, hi: str):
-    kwargs: dict[str, Any] = {
+def _query_between(client: Any, table: str, pk: str, lo: str, hi: str) -> Iterable[dict[str, Any]]:
+    return query_pages(client, {
         "TableName": table, "ConsistentRead": True,
         "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
-        "ExpressionAttributeValues": {":pk": {"S": pk}, ":lo": {"S": lo}, ":hi": {"S": hi}}}
-    while True:
-        response = client.query(**kwargs)
-        yield from response.get("Items", [])
-        if not response.get("LastEvaluatedKey"):
-            return
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        "ExpressionAttributeValues": {":pk": {"S": pk}, ":lo": {"S": lo}, ":hi": {"S": hi}}})

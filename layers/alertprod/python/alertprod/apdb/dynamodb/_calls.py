@@ -217,6 +217,12 @@ def query_all(client: Any, table: str, pk: str, sk_prefix: str, *,
     if not sk_prefix:
         kwargs["KeyConditionExpression"] = "pk = :pk"
         del kwargs["ExpressionAttributeValues"][":prefix"]
+    yield from query_pages(client, kwargs)
+
+
+def query_pages(client: Any, kwargs: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Every item of a Query (``kwargs`` as the client takes them), page after page."""
+    kwargs = dict(kwargs)
     while True:
         response = client.query(**kwargs)
         yield from response.get("Items", [])

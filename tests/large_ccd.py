@@ -2,7 +2,7 @@
 
 Shared by the large-catalog test (``tests/unit/pipeline/test_pipeline_large_catalog.py``) and
 the memory benchmark (``tests/benchmarks/test_bench_ccd_memory.py``), which run it in a
-subprocess of its own so that its peak resident memory (``getrusage``'s ``ru_maxrss``) is this
+subprocess of its own so that its peak resident memory (``VmHWM``: ``getrusage``'s ``ru_maxrss`` would include the parent's size) is this
 CCD's alone. The buckets keep their objects on disk (:class:`FileBlobStore`), as S3 keeps them
 out of the function's memory; the Level 1 database is the in-memory backend.
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from alertprod.alerts import AlertMarksLedger, AlertPublisher
 from alertprod.apdb import memory_level1
 from alertprod.aws import MemoryBlobStore
 from alertprod.ingest import validate_upload
+from alertprod.local._worker import peak_rss_mb
 from alertprod.pipeline import NightlyPipeline
 from alertprod.pipeline.config import PipelineConfig
 
@@ -108,7 +108,7 @@ def process_large_ccd(n_rows: int, npix: int, workdir: Path, *, alert_chunk: int
     publisher = AlertPublisher(alerts, topic, ledger=AlertMarksLedger(level1.ledger), max_workers=1)
     config = PipelineConfig() if alert_chunk is None else PipelineConfig(alert_chunk_size=alert_chunk)
     pipeline = NightlyPipeline(level1, alerts, publisher, config)
-    before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before_mb = peak_rss_mb()
     t0 = time.perf_counter()
     result = pipeline.process_ccd(validate_upload(uploads.get(key), key, cache))
     seconds = time.perf_counter() - t0
@@ -117,7 +117,7 @@ def process_large_ccd(n_rows: int, npix: int, workdir: Path, *, alert_chunk: int
             "dia_sources": result.counts.get("diaSources"), "alert_parts": record.get("alertParts"),
             "seconds": round(seconds, 2), "stages": {k: round(v, 2) for k, v in result.seconds.items()},
             "setup_peak_rss_mb": round(before_mb, 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
 if __name__ == "__main__":

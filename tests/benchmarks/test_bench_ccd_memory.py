@@ -1,7 +1,7 @@
 """Peak memory of one CCD against the ingest function's MemorySize, up to the largest legal catalog.
 
 Each size runs in a subprocess of its own (``tests/large_ccd.py``; its peak resident memory is
-``getrusage``'s ``ru_maxrss``), with its buckets on disk as S3 keeps them out of the function.
+``VmHWM``, this process image's own), with its buckets on disk as S3 keeps them out of the function.
 The peer is the function's ``MemorySize`` (2,048 MB): the headline is the 200,000-row
 (``MAX_CATALOG_ROWS``) CCD's peak as a fraction of it; the 20,000-row CCD shows the slope.
 Writes ``results/ccd_memory.json``.

@@ -138,8 +138,7 @@ def test_isolated_function_runs_in_its_own_process_within_its_limits(code_dir):
 
 
 def test_isolated_function_over_its_memory_fails_and_the_next_starts_cold(code_dir):
-    # 512 MB: room for the worker's baseline (numpy, astropy, the package) however warm the
-    # parent process is
+    # 512 MB: room for the worker's baseline (numpy, astropy, the package)
     fn = _fn(code_dir, "allocate", memory_mb=512, timeout_s=30)
     service = _service(fn, isolate=True)
     try:
@@ -150,6 +149,19 @@ def test_isolated_function_over_its_memory_fails_and_the_next_starts_cold(code_d
         service.close()
     assert after["mb"] == 16
     assert [e.outcome for e in service.log] == ["error", "ok"]
+
+
+def test_isolated_worker_is_not_charged_with_its_large_parent_s_memory(code_dir):
+    # Linux carries a parent's resident size into a forked child's ru_maxrss, across exec: a
+    # worker started from a large test process must still count only its own pages
+    ballast = bytearray(1536 * 2**20)
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    service = _service(_fn(code_dir, "allocate", memory_mb=512, timeout_s=30), isolate=True)
+    try:
+        assert service.invoke("allocate", {"mb": 64})["mb"] == 64
+    finally:
+        service.close()
+        del ballast
 
 
 def test_isolated_function_that_catches_its_memory_error_still_fails(code_dir):

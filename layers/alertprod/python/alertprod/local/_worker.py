@@ -12,7 +12,7 @@ Two ways the local Lambda service (:mod:`alertprod.local.lambdas`) runs a handle
   interpreter whose data segment is limited (``RLIMIT_DATA``) to ``MemorySize`` plus
   :data:`MEMORY_HEADROOM_MB`, so a runaway allocation fails there with ``MemoryError``; an
   invocation fails as out of memory when a ``MemoryError`` escapes the handler or when the
-  worker's peak resident memory passed ``MemorySize`` (what Lambda limits), even if the
+  worker's peak resident memory (:func:`peak_rss_mb`) passed ``MemorySize`` (what Lambda limits), even if the
   handler caught the error per record. At the timeout the worker is killed (its start-up,
   Lambda's init phase, is not counted against the timeout). After either, the
   next invocation starts a new worker (a cold start: Lambda resets the sandbox too).
@@ -203,6 +203,23 @@ class WorkerProcess:
             self._proc = None
 
 
+def peak_rss_mb() -> float:
+    """This process image's peak resident memory, MB (``VmHWM``; ``ru_maxrss`` off Linux).
+
+    Not ``getrusage``'s ``ru_maxrss`` on Linux: the kernel carries the parent's resident size
+    at ``fork`` into the child's ``ru_maxrss`` and keeps it across ``exec``, so a worker
+    started from a large test process would report that process's size as its own.
+    ``VmHWM`` is the high-water mark of the current address space, new at ``exec``.
+    """
+    import resource
+
+    with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def _serve(fd: int, code_dir: str, handler: str, limit_bytes: int) -> None:
     """The worker's loop: limit memory, import the handler, answer invocations until EOF."""
     import resource
@@ -232,7 +249,7 @@ def _serve(fd: int, code_dir: str, handler: str, limit_bytes: int) -> None:
                             f"(RLIMIT_DATA {limit_bytes // 2**20} MiB)")
         except BaseException as exc:  # noqa: BLE001 - everything a handler raises is its error
             reply = ("error", "".join(traceback.format_exception_only(exc)).strip())
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        peak_mb = peak_rss_mb()
         if reply[0] != "oom" and peak_mb > memory_mb:
             reply = ("oom", f"Runtime.OutOfMemory: peak resident memory {peak_mb:.0f} MB "
                             f"exceeded MemorySize {memory_mb} MB")

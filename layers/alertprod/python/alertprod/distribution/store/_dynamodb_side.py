@@ -12,6 +12,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from alertprod.aws.dynamo_table import attr_n as _n
+from alertprod.aws.dynamo_table import attr_s as _s
+from alertprod.aws.dynamo_table import error_code as _code
 from alertprod.distribution.records import PrecoveryOrder, WatchlistRecord
 from alertprod.errors import ConflictError, StorageError
 
@@ -23,19 +26,6 @@ DELIVERY_TTL_DAYS = 30
 COUNTER_TTL_DAYS = 400
 
 _MAX_BATCH_GET = 100
-
-
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code", "")
-
-
-def _s(v: str) -> dict[str, str]:
-    return {"S": v}
-
-
-def _n(v: float) -> dict[str, str]:
-    return {"N": str(int(v)) if float(v).is_integer() else repr(float(v))}
 
 
 def _num(attr: Mapping[str, str]) -> float:

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from alertprod.aws.dynamo_table import DynamoTable
 from alertprod.distribution.records import (
     COUNTER_NAMES,
     DeliveryRecord,
@@ -60,8 +61,8 @@ __all__ = ["DynamoServiceStore", "DELIVERY_TTL_DAYS", "COUNTER_TTL_DAYS", "RELAY
 
 _SERVICE_OWNED = ("held_pending", "notices", "expiry_warned")
 
-class DynamoServiceStore(DynamoSideRecords, ServiceStore):
-    """:class:`ServiceStore` on one DynamoDB table.
+class DynamoServiceStore(DynamoTable, DynamoSideRecords, ServiceStore):
+    """:class:`ServiceStore` on one DynamoDB table (plumbing: :class:`~alertprod.aws.dynamo_table.DynamoTable`).
 
     Parameters
     ----------
@@ -72,40 +73,6 @@ class DynamoServiceStore(DynamoSideRecords, ServiceStore):
     clock : callable, keyword-only
         Unix time, for the TTL of delivery records.
     """
-
-    def __init__(self, client: Any, table_name: str, *, clock: Callable[[], float] | None = None):
-        import time
-
-        if not table_name:
-            raise StorageError("table_name must not be empty")
-        self._db, self.table_name = client, table_name
-        self._clock = clock or time.time
-
-    # -- plumbing -------------------------------------------------------------------------
-    def _call(self, name: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self._db, name)(TableName=self.table_name, **kwargs)
-        except Exception as exc:  # botocore's ClientError/BotoCoreError, named by code
-            code = _code(exc)
-            if code == "ConditionalCheckFailedException":
-                raise ConflictError(f"{name}: condition failed") from exc
-            raise StorageError(f"DynamoDB {name} on {self.table_name} failed: {code or exc}") from exc
-
-    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        return self._call("get_item", Key={"pk": _s(pk), "sk": _s(sk)}, ConsistentRead=True).get("Item")
-
-    def _query(self, pk: str, **kwargs: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        values = {":pk": _s(pk), **kwargs.pop("ExpressionAttributeValues", {})}
-        start = None
-        while True:
-            extra = {"ExclusiveStartKey": start} if start else {}
-            page = self._call("query", KeyConditionExpression="pk = :pk",
-                              ExpressionAttributeValues=values, ConsistentRead=True, **kwargs, **extra)
-            items.extend(page.get("Items", []))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return items
 
     # -- tokens ---------------------------------------------------------------------------
     def put_token(self, token: TokenRecord) -> None:

@@ -22,11 +22,13 @@ on ``version``. Takes an injected low-level client and never imports boto3.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from alertprod.errors import ConflictError, NotFoundError, StorageError
+from alertprod.aws.dynamo_table import DynamoTable
+from alertprod.aws.dynamo_table import attr_n as _n
+from alertprod.aws.dynamo_table import attr_s as _s
+from alertprod.errors import ConflictError, NotFoundError
 from alertprod.precovery.jobservice.records import JobRecord
 from alertprod.precovery.jobservice.store import JobStore, QueueEntry, Schedule
 from alertprod.precovery.scheduling import UnitCosts
@@ -35,59 +37,15 @@ from alertprod.precovery.uws import RETENTION
 __all__ = ["DynamoJobStore"]
 
 
-def _s(v: str) -> dict[str, str]:
-    return {"S": v}
+class DynamoJobStore(DynamoTable, JobStore):
+    """:class:`JobStore` on one DynamoDB table (the service table, ``ServiceTable``).
 
-
-def _n(v: float) -> dict[str, str]:
-    return {"N": repr(float(v)) if not float(v).is_integer() else str(int(v))}
-
-
-def _code(exc: BaseException) -> str:
-    return (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "")
-
-
-class DynamoJobStore(JobStore):
-    """:class:`JobStore` on one DynamoDB table.
-
-    Parameters
-    ----------
-    client : botocore client
-        Low-level DynamoDB client (injected).
-    table_name : str
-        The service table (``ServiceTable``).
-    clock : callable, keyword-only
-        Unix time (for the costs' and schedule's bookkeeping).
+    Constructed as :class:`~alertprod.aws.dynamo_table.DynamoTable` (client, table name,
+    ``clock`` for the costs' and schedule's bookkeeping). A cancelled transaction is a
+    conflict here, as a failed condition is.
     """
 
-    def __init__(self, client: Any, table_name: str, *, clock: Callable[[], float] | None = None):
-        import time
-
-        if not table_name:
-            raise StorageError("table_name must not be empty")
-        self._db, self.table_name = client, table_name
-        self._clock = clock or time.time
-
-    def _call(self, name: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self._db, name)(TableName=self.table_name, **kwargs)
-        except Exception as exc:  # botocore's errors, told apart by code
-            code = _code(exc)
-            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
-                raise ConflictError(f"{name}: condition failed") from exc
-            raise StorageError(f"DynamoDB {name} on {self.table_name} failed: {code or exc}") from exc
-
-    def _query(self, pk: str, **kwargs: Any) -> list[dict[str, Any]]:
-        items, start = [], None
-        while True:
-            extra = {"ExclusiveStartKey": start} if start else {}
-            page = self._call("query", KeyConditionExpression="pk = :pk",
-                              ExpressionAttributeValues={":pk": _s(pk)}, ConsistentRead=True,
-                              **kwargs, **extra)
-            items += page.get("Items", [])
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return items
+    CONFLICT_CODES = ("ConditionalCheckFailedException", "TransactionCanceledException")
 
     # -- job records ------------------------------------------------------------------------
     @staticmethod

@@ -264,6 +264,30 @@ def test_a_redelivered_unit_of_a_complete_run_asks_for_assembly_again_and_the_jo
     assert sorted(r["target"] for r in _rows(ctx, "alice", record.job_id)) == [0, 1, 2]
 
 
+def test_a_job_whose_assemble_message_was_lost_is_assembled_by_the_dispatchers_sweep(stores):
+    clock = Clock(NOW.timestamp())
+    ctx = make_context(stores, clock=clock, settings=JobServiceSettings(sweep_interval_s=300.0))
+    record, _ = submit_job(ctx, "alice", batch_body(stores))
+    _plan_all(ctx)
+    dispatch(ctx)
+    handle_unit_message(ctx, ctx.unit_queue.pop())  # the run's last unit asks for assembly ...
+    assert json.loads(ctx.job_queue.pop())["action"] == "assemble"  # ... dead-lettered: lost
+    dispatch(ctx)  # the dispatch that released the unit swept a moment ago: not due
+    clock.t += 200.0
+    dispatch(ctx)
+    assert ctx.job_queue.pop() is None and ctx.store.get("alice", record.job_id).job.phase == "EXECUTING"
+    clock.t += 100.0  # 300 s since the last sweep
+    dispatch(ctx)
+    body = ctx.job_queue.pop()
+    assert json.loads(body)["action"] == "assemble" and ctx.job_queue.pop() is None
+    handle_job_message(ctx, body)
+    assert ctx.store.get("alice", record.job_id).job.phase == "COMPLETED"
+    assert sorted(r["target"] for r in _rows(ctx, "alice", record.job_id)) == [0, 1, 2]
+    clock.t += 400.0
+    dispatch(ctx)  # a final job leaves the queue: nothing more to sweep
+    assert ctx.job_queue.pop() is None and ctx.store.queued() == []
+
+
 def test_a_second_assemble_of_a_completed_job_changes_nothing(ctx, stores):
     record, _ = submit_job(ctx, "alice", batch_body(stores))
     drain(ctx)

@@ -112,6 +112,17 @@ class JobStoreContract:
         assert store.get_schedule() is None
         store.put_schedule(Schedule(100.0, {"pj-1": (2, 35.5)}, 12.0))
         assert store.get_schedule() == Schedule(100.0, {"pj-1": (2, 35.5)}, 12.0)
+        store.put_schedule(Schedule(200.0, {}, 0.0, ("bob", "alice"), swept_s=150.0))
+        assert store.get_schedule() == Schedule(200.0, {}, 0.0, ("bob", "alice"), 150.0)
+
+    def test_many_jobs_are_read_at_once_and_absent_or_foreign_keys_left_out(self, store):
+        for i in range(130):  # more than one BatchGetItem (100 keys)
+            store.create(_record(f"pj-{i}", owner="alice" if i % 2 else "bob"))
+        keys = [("alice" if i % 2 else "bob", f"pj-{i}") for i in range(130)]
+        got = store.get_many([*keys, ("alice", "pj-0"), ("carol", "pj-404"), keys[5]])
+        assert sorted(got) == sorted(f"pj-{i}" for i in range(130))  # pj-0 is bob's
+        assert got["pj-7"] == store.get("alice", "pj-7")
+        assert store.get_many([]) == {}
 
 
 @pytest.mark.unit

@@ -68,6 +68,14 @@ class DynamoTable:
                 raise ConflictError(f"{name}: condition failed") from exc
             raise StorageError(f"DynamoDB {name} on {self.table_name} failed: {code or exc}") from exc
 
+    def _batch_get(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One BatchGetItem call (``RequestItems=request``); the caller asks for what it left."""
+        try:
+            return self._db.batch_get_item(RequestItems=request)
+        except Exception as exc:  # botocore's errors, named by code
+            raise StorageError(f"DynamoDB batch_get_item on {self.table_name} failed: "
+                               f"{error_code(exc) or exc}") from exc
+
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         return self._call("get_item", Key={"pk": attr_s(pk), "sk": attr_s(sk)},
                           ConsistentRead=True).get("Item")

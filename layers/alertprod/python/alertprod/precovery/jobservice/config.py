@@ -47,6 +47,9 @@ class JobServiceSettings:
     unit_max_attempts : int
         Attempts of a unit before it is recorded as failed (rows with status ``failed``) so
         that the job still completes; below the unit queue's ``maxReceiveCount``.
+    sweep_interval_s : float
+        How often the dispatcher looks for jobs whose units all reported but which were never
+        assembled (the ``assemble`` message lost to a dead-letter queue, say) and asks again.
     retention_days : float
         Job records and results are kept at least this long after a job ends.
     max_body_bytes : int
@@ -67,6 +70,7 @@ class JobServiceSettings:
     max_wait_s: float = 25.0
     wait_poll_s: float = 0.5
     unit_max_attempts: int = 3
+    sweep_interval_s: float = 300.0
     retention_days: float = 30.0
     max_body_bytes: int = 1024 * 1024
     email_sender: str = ""
@@ -77,7 +81,7 @@ class JobServiceSettings:
                      "max_units_in_flight", "max_plans_in_flight", "workers", "unit_max_attempts", "max_body_bytes"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)!r}")
-        for name in ("quantum_s", "cache_days", "wait_poll_s"):
+        for name in ("quantum_s", "cache_days", "wait_poll_s", "sweep_interval_s"):
             if not float(getattr(self, name)) > 0:
                 raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)!r}")
         if self.retention_days < 30:

@@ -28,7 +28,7 @@ from typing import Any
 from alertprod.aws.dynamo_table import DynamoTable
 from alertprod.aws.dynamo_table import attr_n as _n
 from alertprod.aws.dynamo_table import attr_s as _s
-from alertprod.errors import ConflictError, NotFoundError
+from alertprod.errors import ConflictError, NotFoundError, StorageError
 from alertprod.precovery.jobservice.records import JobRecord
 from alertprod.precovery.jobservice.store import JobStore, QueueEntry, Schedule
 from alertprod.precovery.scheduling import UnitCosts
@@ -70,6 +70,27 @@ class DynamoJobStore(DynamoTable, JobStore):
         item = self._call("get_item", Key={"pk": _s(f"PJOB#{owner}"), "sk": _s(f"J#{job_id}")},
                           ConsistentRead=True).get("Item")
         return None if item is None else self._record(item)
+
+    def get_many(self, keys: list[tuple[str, str]]) -> dict[str, JobRecord]:
+        """BatchGetItem, 100 keys a call, unprocessed keys asked again (with backoff)."""
+        import time
+
+        out: dict[str, JobRecord] = {}
+        todo = [{"pk": _s(f"PJOB#{o}"), "sk": _s(f"J#{j}")} for o, j in dict.fromkeys(keys)]
+        for start in range(0, len(todo), 100):
+            request = {self.table_name: {"Keys": todo[start:start + 100], "ConsistentRead": True}}
+            for attempt in range(8):
+                page = self._batch_get(request)
+                for item in page.get("Responses", {}).get(self.table_name, []):
+                    record = self._record(item)
+                    out[record.job_id] = record
+                request = page.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+            else:
+                raise StorageError(f"BatchGetItem on {self.table_name}: keys left unprocessed")
+        return out
 
     def save(self, record: JobRecord) -> JobRecord:
         saved = replace(record, version=record.version + 1)
@@ -150,7 +171,7 @@ class DynamoJobStore(DynamoTable, JobStore):
 
     def put_schedule(self, schedule: Schedule) -> None:
         data = json.dumps({"as_of_s": schedule.as_of_s, "drain_s": schedule.drain_s,
-                           "rotation": list(schedule.rotation),
+                           "rotation": list(schedule.rotation), "swept_s": schedule.swept_s,
                            "jobs": {j: [int(p), float(f)] for j, (p, f) in schedule.jobs.items()}})
         self._call("put_item", Item={"pk": _s("PJMETA"), "sk": _s("SCHEDULE"), "data": _s(data)})
 
@@ -161,4 +182,5 @@ class DynamoJobStore(DynamoTable, JobStore):
             return None
         d = json.loads(item["data"]["S"])
         return Schedule(float(d["as_of_s"]), {j: (int(p), float(f)) for j, (p, f) in d["jobs"].items()},
-                        float(d.get("drain_s", 0.0)), tuple(d.get("rotation", ())))
+                        float(d.get("drain_s", 0.0)), tuple(d.get("rotation", ())),
+                        float(d.get("swept_s", 0.0)))

@@ -13,7 +13,9 @@
   (:func:`~alertprod.precovery.scheduling.dispatch_order`) over the queued jobs' remaining
   units, released to the unit queue up to ``max_units_in_flight``; the cursor of each job is
   saved with compare-and-set *after* its units are sent, so a crash re-sends (workers are
-  idempotent) and never loses a unit; then the schedule (queue positions, ETAs) is kept.
+  idempotent) and never loses a unit; every ``sweep_interval_s`` a job whose units all
+  reported but which is still not final is sent ``assemble`` again (:func:`_sweep`); then
+  the schedule (queue positions, ETAs) is kept. The queue is read in one batched read.
 - :func:`run_unit` (unit queue): skip when the job is gone or final; measure; write the
   unit's rows and stamps under deterministic keys (a retry overwrites); count it in the
   run record; the one caller that completes the run sends ``assemble``, and so does a
@@ -155,20 +157,44 @@ def _backlog(ctx: JobContext) -> int:
     return int(ctx.unit_queue.approximate_depth()) + int(ctx.unit_queue.approximate_in_flight())
 
 
-def _queue_state(ctx: JobContext) -> tuple[list[JobRecord], list[JobRecord]]:
-    """The queued jobs: ``(planned with units to release, PENDING to plan)``, oldest first."""
-    planned, pending = [], []
-    for entry in ctx.store.queued():
-        r = ctx.store.get(entry.owner, entry.job_id)
-        if r is None or r.final or (r.job.phase != "PENDING" and r.dispatched >= r.n_units):
-            ctx.store.dequeue(entry.job_id)  # a stale entry: nothing left to release
+def _queue_state(ctx: JobContext) -> tuple[list[JobRecord], list[JobRecord], list[JobRecord]]:
+    """The queued jobs, oldest first: ``(planned with units to release, PENDING to plan,
+    every unit released and not yet final: awaiting assembly)``; one batched read."""
+    entries = ctx.store.queued()
+    found = ctx.store.get_many([(e.owner, e.job_id) for e in entries])
+    planned, pending, assembling = [], [], []
+    for entry in entries:
+        r = found.get(entry.job_id)
+        if r is None or r.final:
+            ctx.store.dequeue(entry.job_id)  # a stale entry: deleted, or ended
             continue
-        (pending if r.job.phase == "PENDING" else planned).append(r)
-    return planned, pending
+        if r.job.phase == "PENDING":
+            pending.append(r)
+        else:
+            (assembling if r.dispatched >= r.n_units else planned).append(r)
+    return planned, pending, assembling
 
 
 def _queued_records(ctx: JobContext) -> list[JobRecord]:
     return _queue_state(ctx)[0]
+
+
+def _sweep(ctx: JobContext, assembling: list[JobRecord], last_s: float) -> float:
+    """Ask again for the assembly of jobs whose run is complete, every ``sweep_interval_s``.
+
+    Defence in depth: the unit that completes a run asks, and so does any redelivered unit
+    of a complete run; a job is left unassembled only when its ``assemble`` message itself
+    was lost (dead-lettered after repeated failures, then fixed). Assembly is idempotent, so
+    asking for one already on its way costs a no-op. Returns the time of this sweep (or
+    ``last_s`` when it is not due).
+    """
+    now = ctx.clock()
+    if now - last_s < ctx.settings.sweep_interval_s:
+        return last_s
+    due = [r for r in assembling if _run_complete(ctx, r.run_id)]
+    if due:
+        ctx.job_queue.send_batch([job_message("assemble", r.owner, r.job_id) for r in due])
+    return now
 
 
 def plan_submitted(ctx: JobContext, owner: str, job_id: str) -> str:
@@ -225,11 +251,13 @@ def dispatch(ctx: JobContext) -> dict[str, int]:
 
     Returns the units released by job.
     """
-    records, pending = _queue_state(ctx)
+    records, pending, assembling = _queue_state(ctx)
     release_plans(ctx, pending)
     backlog = _backlog(ctx)
     budget = max(0, ctx.settings.max_units_in_flight - backlog)
-    rotation = _rotation(ctx)
+    previous = ctx.store.get_schedule()
+    rotation = previous.rotation if previous is not None else ()
+    swept_s = _sweep(ctx, assembling, previous.swept_s if previous is not None else 0.0)
     costs = ctx.store.unit_costs()  # read once per dispatch
     jobs = _queued_jobs(ctx, records, rotation, costs)
     order = dispatch_order(jobs, quantum_s=ctx.settings.quantum_s)[:budget]
@@ -241,12 +269,13 @@ def dispatch(ctx: JobContext) -> dict[str, int]:
     served = list(dict.fromkeys(by_id[job_id].owner for job_id, _ in order))
     waiting = {r.owner for r in records}
     rotation = tuple(u for u in rotation if u in waiting and u not in served) + tuple(served)
-    after = [r for r in (ctx.store.get(r.owner, r.job_id) for r in records) if r is not None]
+    now_stored = ctx.store.get_many([(r.owner, r.job_id) for r in records])
+    after = [now_stored[r.job_id] for r in records if r.job_id in now_stored]
     in_flight = backlog + sum(released.values())
     plans = _schedule(ctx, after, in_flight, rotation, costs)
     drain = _drain_s(ctx, in_flight, costs) + costs.assemble_s  # released units, then assembled
     ctx.store.put_schedule(Schedule(ctx.clock(), {j: (p.queue_position, p.finish_s) for j, p in plans.items()},
-                                    drain, rotation))
+                                    drain, rotation, swept_s))
     return released
 
 
@@ -263,9 +292,7 @@ def _release(ctx: JobContext, record: JobRecord, k: int) -> int:
         job = r.job if r.job.phase == "EXECUTING" else transition(r.job, "EXECUTING", now=ctx.now())
         return r.replace(job=job, dispatched=stop)
 
-    saved = update_job(ctx, record.owner, record.job_id, change)
-    if saved is not None and saved.dispatched >= saved.n_units:
-        ctx.store.dequeue(record.job_id)
+    update_job(ctx, record.owner, record.job_id, change)  # stays queued until final (the sweep)
     return stop - start
 
 

@@ -1,8 +1,8 @@
 """Storage of the precovery job service: one interface, an in-memory backend.
 
 The store keeps job records (:class:`~alertprod.precovery.jobservice.records.JobRecord`,
-saved with optimistic concurrency: a save names the version it read), the queue of jobs with
-units left to release, per-user submission counters, the measured costs (units, plans, assemblies) and the last
+saved with optimistic concurrency: a save names the version it read), the queue of jobs
+not yet final (units left to release, or awaiting assembly), per-user submission counters, the measured costs (units, plans, assemblies) and the last
 schedule (queue positions and ETAs) the dispatcher computed. Big things — unit lists, unit
 results, assembled light curves, stamps — are not here but in the job bucket. The DynamoDB
 backend is :class:`~alertprod.precovery.jobservice.dynamodb.DynamoJobStore`.
@@ -23,7 +23,7 @@ __all__ = ["JobStore", "MemoryJobStore", "QueueEntry", "Schedule"]
 
 
 class QueueEntry(NamedTuple):
-    """A job with units left to release."""
+    """A job in the dispatcher's queue: planned or pending, not yet final."""
 
     owner: str
     job_id: str
@@ -45,12 +45,16 @@ class Schedule(NamedTuple):
     rotation : tuple of str
         Users with queued work in the order they were last served (the round robin's
         state between ticks).
+    swept_s : float
+        Unix time the dispatcher last looked for jobs whose units all reported but which
+        were never assembled (0: never).
     """
 
     as_of_s: float
     jobs: dict[str, tuple[int, float]]
     drain_s: float = 0.0
     rotation: tuple[str, ...] = ()
+    swept_s: float = 0.0
 
 
 class JobStore(ABC):
@@ -73,6 +77,11 @@ class JobStore(ABC):
     @abstractmethod
     def get(self, owner: str, job_id: str) -> JobRecord | None:
         """The job, or None when the owner has no such job."""
+
+    def get_many(self, keys: list[tuple[str, str]]) -> dict[str, JobRecord]:
+        """The jobs of ``(owner, job_id)`` keys that exist, by job id (consistent reads)."""
+        found = (self.get(owner, job_id) for owner, job_id in keys)
+        return {r.job_id: r for r in found if r is not None}
 
     @abstractmethod
     def save(self, record: JobRecord) -> JobRecord:

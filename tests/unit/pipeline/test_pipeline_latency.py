@@ -91,3 +91,14 @@ def test_latency_without_metrics_or_alerts_records_nothing(metrics):
     assert record_alert_latency(None, info, 5) is None
     assert record_alert_latency(metrics, info, 0) is None
     assert metrics.metric_set == {}
+
+
+def test_latency_is_measured_on_the_survey_clock_when_a_replay_sets_one(metrics, monkeypatch):
+    # a replayed night a year ago: on the wall clock its alerts would be a year late
+    info = ExposureInfo(visit=1, detector=0, band="r", mjd_mid_tai=Time(time.time() - 3.0e7, format="unix").tai.mjd,
+                        exptime_s=30.0)
+    monkeypatch.setenv("ALERTPROD_SURVEY_CLOCK_OFFSET_S", str(-3.0e7 + 20.0))
+    latency = record_alert_latency(metrics, info, 1)
+    assert 20.0 - 15.0 - 1.0 < latency < 20.0 - 15.0 + 5.0  # 20 s after the midpoint, 15 s after close
+    monkeypatch.delenv("ALERTPROD_SURVEY_CLOCK_OFFSET_S")
+    assert record_alert_latency(metrics, info, 1) > 2.9e7

@@ -9,7 +9,10 @@ values per document), from which CloudWatch builds the metric; the template's
 ``AlertLatencyAlarm`` watches its p98 against 60 s (docs/operations.md).
 
 Shutter close is the exposure midpoint plus half the exposure time (``MJD-MID`` +
-``EXPTIME``/2 of the upload's header), converted from TAI to Unix time.
+``EXPTIME``/2 of the upload's header), converted from TAI to Unix time. "Now" is the survey's
+clock (:func:`alertprod.times.survey_clock_offset_s`: the wall clock on AWS; the replayed
+night's on the embedded stack, where the wall clock would report a year-old exposure as a
+year late).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from astropy.time import Time
 
 from alertprod.formats import ExposureInfo
+from alertprod.times import survey_clock_offset_s
 
 __all__ = ["LATENCY_METRIC", "LATENCY_TARGET_S", "alert_latency_s", "record_alert_latency",
            "shutter_close_unix_s"]
@@ -54,7 +58,7 @@ def record_alert_latency(metrics: Any, info: ExposureInfo, n_alerts: int, *,
     n_alerts : int
         Alerts published now.
     published_unix_s : float, keyword-only, optional
-        When they were published (Unix s); now by default.
+        When they were published (Unix s); now on the survey's clock by default.
 
     Returns
     -------
@@ -65,7 +69,10 @@ def record_alert_latency(metrics: Any, info: ExposureInfo, n_alerts: int, *,
         return None
     from aws_lambda_powertools.metrics import MetricUnit
 
-    published = time.time() if published_unix_s is None else float(published_unix_s)
+    if published_unix_s is None:
+        published = time.time() + survey_clock_offset_s()
+    else:
+        published = float(published_unix_s)
     latency = alert_latency_s(info, published)
     for _ in range(int(n_alerts)):  # one value per alert: CloudWatch's percentiles count alerts
         metrics.add_metric(name=LATENCY_METRIC, unit=MetricUnit.Seconds, value=latency)

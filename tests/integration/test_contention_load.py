@@ -63,7 +63,7 @@ def _load(stack, uploads, rules) -> dict:
     fn.purge_queues(stack)  # the CCDs are driven here, concurrently, not by the stack's poller
     services = Services.from_resources(stack.resources, clients=stack.clients)
     pipelines = threading.local()
-    latency, receives, dead = {}, {}, []
+    latency, receives, dead, statuses = {}, {}, [], {}
 
     def one(key: str) -> None:
         if not hasattr(pipelines, "p"):  # one warm container per worker
@@ -71,13 +71,14 @@ def _load(stack, uploads, rules) -> dict:
         start = time.perf_counter()
         for attempt in range(1, MAX_RECEIVES + 1):
             try:
-                handle_upload(services, stack.resources.upload_bucket, key, pipeline=pipelines.p)
+                outcome = handle_upload(services, stack.resources.upload_bucket, key, pipeline=pipelines.p)
             except Exception:  # noqa: BLE001 - a failed receive: the message comes back
                 # ... after its visibility timeout (scaled down): not at once, while the
                 # neighbour whose lease it ran into still holds it
                 time.sleep(VISIBILITY_DELAY_S * attempt)
                 continue
             latency[key], receives[key] = time.perf_counter() - start, attempt
+            statuses[key] = outcome.status
             return
         dead.append(key)
 
@@ -85,7 +86,7 @@ def _load(stack, uploads, rules) -> dict:
     with injector, ThreadPoolExecutor(max_workers=WORKERS) as pool:
         list(pool.map(one, [u[0] for u in uploads]))
     seconds = np.array(list(latency.values()))
-    return {"dead": dead, "redelivered": sum(1 for n in receives.values() if n > 1),
+    return {"dead": dead, "statuses": set(statuses.values()), "redelivered": sum(1 for n in receives.values() if n > 1),
             "injected": sum(r.injected for r in rules),
             "p50": float(np.percentile(seconds, 50)), "p95": float(np.percentile(seconds, 95)),
             "p99": float(np.percentile(seconds, 99)), "ccds": len(seconds)}
@@ -107,6 +108,7 @@ def test_concurrent_ccds_with_injected_conflicts_reach_no_dead_letter_queue():
           f"{got['p50']:.2f}/{got['p95']:.2f}/{got['p99']:.2f} s; p99 ratio "
           f"{got['p99'] / peer['p99']:.2f}; redelivered {got['redelivered']}")
     assert peer["dead"] == [] and got["dead"] == []
+    assert peer["statuses"] == got["statuses"] == {"processed"}  # the wipe left nothing behind
     assert got["injected"] > 0 and got["ccds"] == len(uploads)
     assert len(tables["DiaSource"]) == len(tables_peer["DiaSource"])
     assert len(tables["DiaObject"]) == len(tables_peer["DiaObject"])

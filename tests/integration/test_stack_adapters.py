@@ -30,8 +30,8 @@ def test_services_are_built_from_the_stack_resources(stack, services):
     assert services.alert_archive.bucket == stack.physical_id("AlertBucket")
     assert services.alert_topic.topic_arn == stack.physical_id("AlertTopic")
     assert services.precovery_queue.queue_url == stack.physical_id("PrecoveryQueue")
-    names = services.dynamodb.list_tables()["TableNames"]
-    assert stack.resources.level1_table in names
+    table = services.dynamodb.describe_table(TableName=stack.resources.level1_table)["Table"]
+    assert table["TableStatus"] == "ACTIVE"
 
 
 @pytest.mark.parametrize("store_kind", ["s3", "memory"])

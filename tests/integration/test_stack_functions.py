@@ -43,7 +43,8 @@ def test_every_template_resource_exists_on_the_stack(stack):
         elif rtype == "AWS::SNS::Topic":
             found[logical_id] = physical in [t["TopicArn"] for t in clients.sns.list_topics()["Topics"]]
         elif rtype == "AWS::SQS::Queue":
-            found[logical_id] = physical in clients.sqs.list_queues()["QueueUrls"]
+            found[logical_id] = clients.sqs.get_queue_url(
+                QueueName=physical.rsplit("/", 1)[-1])["QueueUrl"] == physical
         elif rtype == "AWS::SQS::QueuePolicy":
             queue = stack.physical_id(spec["Properties"]["Queues"][0]["Ref"])
             attrs = clients.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"]

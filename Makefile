@@ -28,8 +28,11 @@ browser:
 demo: $(STAMP)
 	$(BIN)/alertprod demo
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist), a test file's tests on one of them
+# (module fixtures, such as a replayed survey, are built once); TEST_WORKERS=0 runs in one.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -m 'not bench' $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m 'not bench' -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -68,13 +68,32 @@ class DynamoTable:
                 raise ConflictError(f"{name}: condition failed") from exc
             raise StorageError(f"DynamoDB {name} on {self.table_name} failed: {code or exc}") from exc
 
-    def _batch_get(self, request: dict[str, Any]) -> dict[str, Any]:
-        """One BatchGetItem call (``RequestItems=request``); the caller asks for what it left."""
-        try:
-            return self._db.batch_get_item(RequestItems=request)
-        except Exception as exc:  # botocore's errors, named by code
-            raise StorageError(f"DynamoDB batch_get_item on {self.table_name} failed: "
-                               f"{error_code(exc) or exc}") from exc
+    def _batch_get(self, keys: list[dict[str, Any]], *, projection: str | None = None
+                   ) -> list[dict[str, Any]]:
+        """The items of ``keys`` that exist (consistent reads; only ``projection``'s attributes
+        when given): BatchGetItem, 100 keys a call, the keys DynamoDB left unprocessed asked
+        again with backoff."""
+        import time
+
+        items: list[dict[str, Any]] = []
+        extra = {"ProjectionExpression": projection} if projection else {}
+        for start in range(0, len(keys), 100):
+            request = {self.table_name: {"Keys": keys[start:start + 100], "ConsistentRead": True,
+                                         **extra}}
+            for attempt in range(8):
+                try:
+                    page = self._db.batch_get_item(RequestItems=request)
+                except Exception as exc:  # botocore's errors, named by code
+                    raise StorageError(f"DynamoDB batch_get_item on {self.table_name} failed: "
+                                       f"{error_code(exc) or exc}") from exc
+                items.extend(page.get("Responses", {}).get(self.table_name, []))
+                request = page.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+            else:
+                raise StorageError(f"BatchGetItem on {self.table_name}: keys left unprocessed")
+        return items
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         return self._call("get_item", Key={"pk": attr_s(pk), "sk": attr_s(sk)},

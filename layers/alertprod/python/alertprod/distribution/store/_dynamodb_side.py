@@ -25,7 +25,6 @@ DELIVERY_TTL_DAYS = 30
 #: Per-day counters are kept this long, days.
 COUNTER_TTL_DAYS = 400
 
-_MAX_BATCH_GET = 100
 
 
 def _num(attr: Mapping[str, str]) -> float:
@@ -98,20 +97,8 @@ class DynamoSideRecords:
 
     # -- the stream relay -----------------------------------------------------------------
     def relayed(self, broker: str, alert_ids: Sequence[int]) -> set[int]:
-        found: set[int] = set()
-        unique = list(dict.fromkeys(int(a) for a in alert_ids))
-        for start in range(0, len(unique), _MAX_BATCH_GET):
-            keys = [{"pk": _s(f"RELAY#{broker}"), "sk": _s(f"A#{a}")} for a in unique[start:start + _MAX_BATCH_GET]]
-            request = {self.table_name: {"Keys": keys, "ConsistentRead": True,
-                                         "ProjectionExpression": "sk"}}
-            while request:
-                try:
-                    r = self._db.batch_get_item(RequestItems=request)
-                except Exception as exc:
-                    raise StorageError(f"DynamoDB batch_get_item failed: {_code(exc) or exc}") from exc
-                found.update(int(i["sk"]["S"][2:]) for i in r.get("Responses", {}).get(self.table_name, []))
-                request = r.get("UnprocessedKeys") or {}
-        return found
+        keys = [{"pk": _s(f"RELAY#{broker}"), "sk": _s(f"A#{a}")} for a in dict.fromkeys(int(a) for a in alert_ids)]
+        return {int(i["sk"]["S"][2:]) for i in self._batch_get(keys, projection="sk")}
 
     def mark_relayed(self, broker: str, alert_ids: Sequence[int], now_unix: float) -> None:
         ttl = _n(int(now_unix) + RELAY_TTL_DAYS * 86400)

@@ -44,12 +44,10 @@ from alertprod.distribution.records import (
     TokenRecord,
 )
 from alertprod.distribution.store._dynamodb_side import (
-    _MAX_BATCH_GET,
     COUNTER_TTL_DAYS,
     DELIVERY_TTL_DAYS,
     RELAY_TTL_DAYS,
     DynamoSideRecords,
-    _code,
     _n,
     _num,
     _s,
@@ -224,22 +222,9 @@ class DynamoServiceStore(DynamoTable, DynamoSideRecords, ServiceStore):
                            ExpressionAttributeValues={":v": _n(value)})
 
     def get_counts(self, filter_id: str, days: list[str]) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
-        unique = list(dict.fromkeys(days))
-        for start in range(0, len(unique), _MAX_BATCH_GET):
-            keys = [{"pk": _s(f"CNT#{filter_id}"), "sk": _s(f"D#{d}")}
-                    for d in unique[start:start + _MAX_BATCH_GET]]
-            request = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
-            while request:
-                try:
-                    r = self._db.batch_get_item(RequestItems=request)
-                except Exception as exc:
-                    raise StorageError(f"DynamoDB batch_get_item failed: {_code(exc) or exc}") from exc
-                for item in r.get("Responses", {}).get(self.table_name, []):
-                    out[item["sk"]["S"][2:]] = {k: _num(v) for k, v in item.items()
-                                                if "N" in v and k != "expires_at"}
-                request = r.get("UnprocessedKeys") or {}
-        return out
+        keys = [{"pk": _s(f"CNT#{filter_id}"), "sk": _s(f"D#{d}")} for d in dict.fromkeys(days)]
+        return {item["sk"]["S"][2:]: {k: _num(v) for k, v in item.items() if "N" in v and k != "expires_at"}
+                for item in self._batch_get(keys)}
 
     # -- deliveries -----------------------------------------------------------------------
     def _delivery_item(self, record: DeliveryRecord) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any
 from alertprod.aws.dynamo_table import DynamoTable
 from alertprod.aws.dynamo_table import attr_n as _n
 from alertprod.aws.dynamo_table import attr_s as _s
-from alertprod.errors import ConflictError, NotFoundError, StorageError
+from alertprod.errors import ConflictError, NotFoundError
 from alertprod.precovery.jobservice.records import JobRecord
 from alertprod.precovery.jobservice.store import JobStore, QueueEntry, Schedule
 from alertprod.precovery.scheduling import UnitCosts
@@ -72,25 +72,9 @@ class DynamoJobStore(DynamoTable, JobStore):
         return None if item is None else self._record(item)
 
     def get_many(self, keys: list[tuple[str, str]]) -> dict[str, JobRecord]:
-        """BatchGetItem, 100 keys a call, unprocessed keys asked again (with backoff)."""
-        import time
-
-        out: dict[str, JobRecord] = {}
-        todo = [{"pk": _s(f"PJOB#{o}"), "sk": _s(f"J#{j}")} for o, j in dict.fromkeys(keys)]
-        for start in range(0, len(todo), 100):
-            request = {self.table_name: {"Keys": todo[start:start + 100], "ConsistentRead": True}}
-            for attempt in range(8):
-                page = self._batch_get(request)
-                for item in page.get("Responses", {}).get(self.table_name, []):
-                    record = self._record(item)
-                    out[record.job_id] = record
-                request = page.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(1.0, 0.05 * 2**attempt))
-            else:
-                raise StorageError(f"BatchGetItem on {self.table_name}: keys left unprocessed")
-        return out
+        """One BatchGetItem per 100 keys (:meth:`DynamoTable._batch_get`)."""
+        wanted = [{"pk": _s(f"PJOB#{o}"), "sk": _s(f"J#{j}")} for o, j in dict.fromkeys(keys)]
+        return {r.job_id: r for r in map(self._record, self._batch_get(wanted))}
 
     def save(self, record: JobRecord) -> JobRecord:
         saved = replace(record, version=record.version + 1)

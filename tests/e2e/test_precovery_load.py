@@ -135,7 +135,7 @@ def _wait_all(clients, submitted):
         for user, client in clients.items():
             if all(j["jobId"] in final for j in submitted[user]):
                 continue
-            for doc in client.list():
+            for doc in client.list(limit=1000):  # the heavy user's 150 jobs: past one default page
                 if doc["phase"] in FINAL_PHASES:
                     final[doc["jobId"]] = doc
         time.sleep(10.0)  # polling is API load too: keep it light

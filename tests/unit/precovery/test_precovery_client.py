@@ -18,6 +18,7 @@ from astropy.io.votable import parse_single_table
 from precovery_scene import TARGET, TARGET_FLUX, serve_precovery
 
 from alertprod.cli import main
+from alertprod.errors import PrecoveryError
 from alertprod.precovery.client import PrecoveryApiError, PrecoveryClient, job_progress
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -87,6 +88,10 @@ def test_another_users_job_is_not_found_and_a_job_is_listed_for_its_owner_only(d
         assert caught.value.status == 404 and caught.value.message
     assert job["jobId"] in [j["jobId"] for j in client.list()]
     assert job["jobId"] not in [j["jobId"] for j in bob.list()]
+    assert [j["jobId"] for j in client.list(limit=1)] == [client.list()[0]["jobId"]]  # newest first
+    for bad in (0, 1001, "10", True):
+        with pytest.raises(PrecoveryError, match="limit"):
+            client.list(limit=bad)
 
 
 def test_a_malformed_target_is_refused_with_the_apis_message(service):

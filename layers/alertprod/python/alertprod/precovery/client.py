@@ -218,9 +218,11 @@ class PrecoveryClient:
         """Remove a job and its results."""
         self._request("DELETE", self._job_path(job_id))
 
-    def list(self) -> list[dict[str, Any]]:
-        """The caller's jobs (their documents, as the service lists them)."""
-        doc = self._json("GET", "/precovery/jobs")
+    def list(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The caller's newest ``limit`` jobs (1 to 1,000; their documents, as the service lists them)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise PrecoveryError(f"limit: expected an integer from 1 to 1000, got {limit!r}")
+        doc = self._json("GET", "/precovery/jobs", query={"limit": str(limit)})
         jobs = doc.get("jobs") if isinstance(doc, dict) else doc
         if not isinstance(jobs, list):
             raise PrecoveryApiError(200, "job list is not a list")

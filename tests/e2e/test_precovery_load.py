@@ -17,7 +17,7 @@ difference). Shown:
 
 Sizes: CI runs 40 heavy jobs and one per light user (49 in flight, minutes on two cores); the
 requirement's 240 in flight is ``ALERTPROD_LOAD_HEAVY_JOBS=150 ALERTPROD_LOAD_LIGHT_JOBS=10``
-(about 40 minutes here; docs/precovery-service.md, "Load", gives both runs' figures).
+(about 5 minutes here; docs/precovery-service.md, "Load", gives both runs' figures).
 """
 
 from __future__ import annotations

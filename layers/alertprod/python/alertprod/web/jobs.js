@@ -34,6 +34,8 @@ function when(iso) {
 function eta(job) {
   if (FINAL.has(job.phase)) return job.endTime ? `ended ${when(job.endTime).slice(11)}` : "";
   const parts = [];
+  // a PENDING job is not planned yet: how many images it needs, and so its ETA, is unknown
+  if (job.phase === "PENDING" && !job.eta) parts.push("waiting to be planned");
   if (job.phase === "QUEUED" && job.queuePosition != null) parts.push(`#${job.queuePosition} in queue`);
   if (job.eta) {
     const s = Math.max(0, Math.round((new Date(job.eta) - Date.now()) / 1000));

@@ -7,8 +7,10 @@ daily precovery, the alert topic), prints the summary and writes an HTML report.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+import warnings
 from pathlib import Path
 
 __all__ = ["register", "run_demo"]
@@ -32,9 +34,16 @@ def run_demo(out: Path, *, preset: str = "night", seed: int = 1, report: bool = 
     print("[2/3] replaying it through the embedded stack (moto server + local Lambda runner)")
     filters = DemoFilters()
     delivered: dict = {}
-    result = replay(survey, export, progress=progress, on_start=filters.register,
-                    before_export=lambda stack: delivered.update(filters.collect(stack)),
-                    parameter_overrides={"WebhookAllowPrivate": "1"})  # the loopback receiver
+    # what the functions print (their metrics as Embedded Metric Format lines, which CloudWatch
+    # Logs would take) goes to a file, not between the progress bar and the summary
+    function_output = out / "function-output.log"
+    # an invocation that recorded no metric makes Powertools warn on every flush: noise here
+    warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
+    with function_output.open("w") as sink, contextlib.redirect_stdout(sink):
+        result = replay(survey, export, progress=progress, on_start=filters.register,
+                        before_export=lambda stack: delivered.update(filters.collect(stack)),
+                        parameter_overrides={"WebhookAllowPrivate": "1"})  # the loopback receiver
+    print(f"      the functions' output (metrics, as CloudWatch Logs would hold it): {function_output}")
     result.summary["filters"] = delivered
     (export / "summary.json").write_text(json.dumps(result.summary, indent=1, default=str))
     index = None

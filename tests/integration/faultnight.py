@@ -246,7 +246,7 @@ def night_content(stack, stream_url: str, *, drain: bool = True) -> NightContent
         stream.setdefault(aid, set()).add(packet_digest(alert))
         count[aid] += 1
     dlqs = {}
-    for url in _stack_resources(stack, "AWS::SQS::Queue"):
+    for url in stack.physical_ids("AWS::SQS::Queue"):
         if url.lower().endswith("dlq"):
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
             dlqs[url.rsplit("/", 1)[-1]] = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
@@ -289,13 +289,6 @@ def differences(clean: NightContent, got: NightContent) -> list[str]:
 
 
 # -- wiping and restoring the stack's data ----------------------------------------------------
-def _stack_resources(stack, rtype: str) -> list[str]:
-    """The physical names of the stack's resources of template type ``rtype``."""
-    return [stack.physical_id(lid) for lid, spec in stack.template["Resources"].items()
-            if spec["Type"] == rtype and ("Condition" not in spec
-                                          or stack.resolver.condition(spec["Condition"]))]
-
-
 def wipe(stack) -> None:
     """Empty every table, bucket and queue of the stack (the resources stay).
 
@@ -304,13 +297,13 @@ def wipe(stack) -> None:
     read one page once missed the stack's tables after a busy module).
     """
     ddb, s3 = stack.clients.dynamodb, stack.clients.s3
-    for table in _stack_resources(stack, "AWS::DynamoDB::Table"):
+    for table in stack.physical_ids("AWS::DynamoDB::Table"):
         schema = [k["AttributeName"] for k in ddb.describe_table(TableName=table)["Table"]["KeySchema"]]
         keys = [{k: i[k] for k in schema} for i in _scan(ddb, table)]
         for s in range(0, len(keys), 25):
             ddb.batch_write_item(RequestItems={table: [{"DeleteRequest": {"Key": k}}
                                                        for k in keys[s:s + 25]]})
-    for bucket in _stack_resources(stack, "AWS::S3::Bucket"):
+    for bucket in stack.physical_ids("AWS::S3::Bucket"):
         keys = _list(s3, bucket)
         for s in range(0, len(keys), 1000):
             s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[s:s + 1000]]})
@@ -352,9 +345,9 @@ class Saved:
 
 def save(stack, stream_url: str) -> Saved:
     ddb, s3, sqs = stack.clients.dynamodb, stack.clients.s3, stack.clients.sqs
-    items = {t: list(_scan(ddb, t)) for t in _stack_resources(stack, "AWS::DynamoDB::Table")}
+    items = {t: list(_scan(ddb, t)) for t in stack.physical_ids("AWS::DynamoDB::Table")}
     objects = {b: {k: s3.get_object(Bucket=b, Key=k)["Body"].read() for k in _list(s3, b)}
-               for b in _stack_resources(stack, "AWS::S3::Bucket")}
+               for b in stack.physical_ids("AWS::S3::Bucket")}
     stream = _drain(sqs, stream_url)
     _resend(sqs, stream_url, stream)
     return Saved(items, objects, stream)

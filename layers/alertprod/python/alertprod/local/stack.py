@@ -281,6 +281,14 @@ class EmbeddedStack:
             raise NotFoundError(f"no resource {logical_id!r} in the template")
         return str(self._attrs[logical_id]["Ref"])
 
+    def physical_ids(self, resource_type: str) -> list[str]:
+        """``Ref`` of every resource of ``resource_type`` this stack created (a resource whose
+        ``Condition`` is false is left out, as CloudFormation leaves it out)."""
+        resources = self.template["Resources"]
+        return [self.physical_id(lid) for lid, spec in resources.items()
+                if spec["Type"] == resource_type
+                and ("Condition" not in spec or self.resolver.condition(spec["Condition"]))]
+
     def attribute(self, logical_id: str, name: str) -> str:
         """What ``Fn::GetAtt`` of a template resource gives on this stack."""
         return str(self._attribute(logical_id, name))

@@ -67,8 +67,7 @@ class DynamoJobStore(DynamoTable, JobStore):
                    ConditionExpression="attribute_not_exists(pk)")
 
     def get(self, owner: str, job_id: str) -> JobRecord | None:
-        item = self._call("get_item", Key={"pk": _s(f"PJOB#{owner}"), "sk": _s(f"J#{job_id}")},
-                          ConsistentRead=True).get("Item")
+        item = self._get(f"PJOB#{owner}", f"J#{job_id}")
         return None if item is None else self._record(item)
 
     def get_many(self, keys: list[tuple[str, str]]) -> dict[str, JobRecord]:
@@ -133,13 +132,11 @@ class DynamoJobStore(DynamoTable, JobStore):
         return UnitCosts(**{k: float(v) for k, v in d.items() if k in UnitCosts().means()})
 
     def unit_costs(self) -> UnitCosts:
-        return self._costs(self._call("get_item", Key={"pk": _s("PJMETA"), "sk": _s("COSTS")},
-                                      ConsistentRead=True).get("Item"))
+        return self._costs(self._get("PJMETA", "COSTS"))
 
     def observe_step(self, step: str, seconds: float) -> None:
         for _ in range(3):  # best effort: a lost update only delays the mean's convergence
-            item = self._call("get_item", Key={"pk": _s("PJMETA"), "sk": _s("COSTS")},
-                              ConsistentRead=True).get("Item")
+            item = self._get("PJMETA", "COSTS")
             costs = self._costs(item)
             version = 0 if item is None else int(item["version"]["N"])
             costs.observe_step(step, seconds)
@@ -160,8 +157,7 @@ class DynamoJobStore(DynamoTable, JobStore):
         self._call("put_item", Item={"pk": _s("PJMETA"), "sk": _s("SCHEDULE"), "data": _s(data)})
 
     def get_schedule(self) -> Schedule | None:
-        item = self._call("get_item", Key={"pk": _s("PJMETA"), "sk": _s("SCHEDULE")},
-                          ConsistentRead=True).get("Item")
+        item = self._get("PJMETA", "SCHEDULE")
         if item is None:
             return None
         d = json.loads(item["data"]["S"])
